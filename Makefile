@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine: `make train` and `make test`.
+# Both start with `install`, which creates .venv and reuses it while the install is current.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Runs and outputs of the main job (git-ignored).
+RUNS := runs
+
+.PHONY: install train test test-sync test-notebooks test-pytest bench clean-notebooks
+
+install: $(STAMP)
+
+# Re-installs only when setup.py or settings.ini changed since the last install.
+$(STAMP): setup.py settings.ini
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	touch $(STAMP)
+
+train: install
+	mkdir -p $(RUNS)
+	$(BIN)/papermill nbs/03_train.ipynb $(RUNS)/03_train.ipynb -p model resnet18
+
+test: install test-sync test-notebooks test-pytest
+
+# The package must be what nbdev_export makes of the notebooks, and the notebooks must be clean.
+test-sync: install
+	$(BIN)/python -m pytest -q tests/test_sync.py
+
+test-notebooks: install
+	$(BIN)/nbdev_test --n_workers 2
+
+test-pytest: install
+	$(BIN)/python -m pytest -q tests --ignore=tests/test_sync.py
+
+# Export and clean after editing notebooks, before committing.
+clean-notebooks: install
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

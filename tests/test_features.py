@@ -1,0 +1,35 @@
+"The Kaggle feature extractor reproduces the real Kaggle table on the real GTZAN clips (runs in CI against ../shared)."
+import numpy as np
+import pandas as pd
+import pytest
+
+from genre_classification.data import load_audio
+from genre_classification.features import KAGGLE_FEATURES, NEAR_ZERO_FEATURES, feature_mismatches, kaggle_features, extract_features
+from genre_classification.data import find_tracks
+
+
+@pytest.mark.parametrize('genre', ['blues', 'classical', 'country'])
+def test_features_match_the_kaggle_table(shared_data, genre):
+    "Every column within 1% relative (harmony_mean and perceptr_mean: 1e-4 absolute; they are means of zero-centred waveforms)."
+    table = pd.read_csv(shared_data / 'gtzan_features_30_sec.csv').set_index('filename')
+    reference = table.loc[f'{genre}.00000.au', KAGGLE_FEATURES].to_dict()
+    ours = kaggle_features(load_audio(shared_data / 'gtzan_clips' / genre / f'{genre}.00000.wav'))
+    assert feature_mismatches(ours, reference) == {}
+    assert abs(ours['tempo'] - reference['tempo']) <= 0.01 * reference['tempo']
+
+
+def test_the_tolerances_are_tight_enough_to_fail(shared_data):
+    "A 2% error in one column, or 2e-4 in a near-zero one, is caught."
+    table = pd.read_csv(shared_data / 'gtzan_features_30_sec.csv').set_index('filename')
+    reference = table.loc['blues.00000.au', KAGGLE_FEATURES].to_dict()
+    assert list(feature_mismatches({**reference, 'mfcc3_var': reference['mfcc3_var'] * 1.02}, reference)) == ['mfcc3_var']
+    assert list(feature_mismatches({**reference, 'harmony_mean': reference['harmony_mean'] + 2e-4}, reference)) == ['harmony_mean']
+
+
+def test_extraction_table_has_the_kaggle_columns(shared_data, tmp_path):
+    tracks = find_tracks(shared_data / 'gtzan_clips')
+    table = extract_features(tracks, tmp_path / 'features.csv', n_workers=2, progress=False)
+    kaggle = pd.read_csv(shared_data / 'gtzan_features_30_sec.csv', nrows=0).columns.tolist()
+    assert table.columns.tolist()[1:len(kaggle) + 1] == kaggle         # track_id first, then Kaggle's columns in order
+    assert sorted(table.track_id) == ['blues.00000', 'classical.00000', 'country.00000']
+    assert np.isfinite(table[KAGGLE_FEATURES].to_numpy()).all()
