@@ -1,0 +1,179 @@
+"""Training runs you can trust: determinism, kill-and-resume, MLflow records (FAILED on interrupt), bad parameters
+stopped with one line (Python, CLI, papermill), the image route, the papermill job itself, and the feature MLP against baselines."""
+import json, os, signal, subprocess, sys, textwrap
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import papermill as pm
+import pytest
+
+from genre_classification.core import BadInputError, GENRES, ProjectPaths, check_params
+from genre_classification.data import find_tracks
+from genre_classification.features import create_image_features
+from genre_classification.synth import make_default_dataset
+from genre_classification import train as train_module
+from genre_classification.train import (FeatureTrainConfig, TrainConfig, compare_with_baselines, packaged_feature_table,
+                                        read_feature_table, train, train_feature_model)
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+@pytest.fixture(scope='module')
+def tiny_audio(tmp_path_factory) -> Path:
+    "A built-in dataset of 4 clips of 4 s per genre."
+    return make_default_dataset(tmp_path_factory.mktemp('tiny') / 'data', tracks_per_genre=4, seconds=4.0, progress=False)
+
+
+def tiny_config(project: Path, data: Path, **kw) -> TrainConfig:
+    return TrainConfig(**{'model': 'small_cnn', 'epochs': 3, 'batch_size': 8, 'segments_per_track': 2, 'data_dir': str(data),
+                          'device': 'cpu', 'checkpoints_path': str(project / 'checkpoints'),
+                          'mlflow_tracking_uri': f"sqlite:///{project / 'mlflow.db'}", **kw})
+
+
+def test_same_seed_same_metrics(tmp_path, tiny_audio):
+    "Two runs with the same seed and data on CPU give identical histories and test metrics; another seed does not."
+    runs = [train(tiny_config(tmp_path / name, tiny_audio, seed=seed, augment=True), ProjectPaths(root=tmp_path / name), progress=False,
+                  log_to_mlflow=False) for name, seed in [('a', 0), ('b', 0), ('c', 1)]]
+    pd.testing.assert_frame_equal(runs[0].history, runs[1].history)
+    assert runs[0].test.metrics == runs[1].test.metrics
+    assert not runs[0].history.train_loss.equals(runs[2].history.train_loss)
+
+
+KILLED_RUN = textwrap.dedent('''
+    import os, signal, sys
+    from pathlib import Path
+    from genre_classification import train as t
+    from genre_classification.core import ProjectPaths
+    project, data = Path(sys.argv[1]), sys.argv[2]
+    save = t.save_atomically
+    def save_then_die(obj, target):
+        save(obj, target)
+        if target.name == 'last.pt' and obj['epoch'] == 1: os.kill(os.getpid(), signal.SIGKILL)   # killed after epoch 2
+    t.save_atomically = save_then_die
+    cfg = t.TrainConfig(model='small_cnn', epochs=3, batch_size=8, segments_per_track=2, data_dir=data, device='cpu',
+                        checkpoints_path=str(project / 'checkpoints'), mlflow_tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    t.train(cfg, ProjectPaths(root=project), progress=False)
+''')
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, tiny_audio):
+    "SIGKILL after epoch 2 of 3, then `resume`: same history and test metrics as a run that was never killed."
+    killed = subprocess.run([PYTHON, '-c', KILLED_RUN, str(tmp_path / 'k'), str(tiny_audio)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = train(tiny_config(tmp_path / 'k', tiny_audio, resume=True), ProjectPaths(root=tmp_path / 'k'), progress=False)
+    whole = train(tiny_config(tmp_path / 'w', tiny_audio), ProjectPaths(root=tmp_path / 'w'), progress=False, log_to_mlflow=False)
+    pd.testing.assert_frame_equal(resumed.history, whole.history)
+    assert resumed.test.metrics == whole.test.metrics
+    # the resumed run continues the killed run's MLflow run, which then finishes
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'k' / 'mlflow.db'}")
+    run = client.get_run(resumed.run_id)
+    assert run.info.status == 'FINISHED'
+    assert [m.step for m in client.get_metric_history(resumed.run_id, 'train_loss')] == [1, 2, 3]
+
+
+def test_a_finished_run_records_everything(tmp_path, tiny_audio):
+    "Parameters, per-epoch metrics, the figures, the model, the dataset fingerprint and the git commit."
+    result = train(tiny_config(tmp_path, tiny_audio, epochs=2), ProjectPaths(root=tmp_path), progress=False)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(result.run_id)
+    assert run.info.status == 'FINISHED'
+    assert run.data.params['model'] == 'small_cnn' and run.data.params['lr'] == str(TrainConfig().lr)
+    assert len(client.get_metric_history(result.run_id, 'valid_track_accuracy')) == 2
+    assert 'test_track_macro_f1' in run.data.metrics
+    assert len(run.data.tags['dataset_fingerprint']) == 16 and run.data.tags['git_commit']
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)} | {a.path for a in client.list_artifacts(result.run_id, 'model')}
+    assert {'confusion_matrix.png', 'learning_curve.png', 'model/model.pt'} <= artifacts
+    for name in ['last.pt', 'best.pt', 'model.pt']: assert (result.run_dir / name).exists()
+
+
+@pytest.mark.parametrize('interruption', [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_run_is_marked_failed(tmp_path, tiny_audio, monkeypatch, interruption):
+    "Ctrl-C (KeyboardInterrupt) or an error during epoch 2 ends the MLflow run FAILED; the exception goes on."
+    real_epoch = train_module._train_epoch
+    def epoch_then_stop(model, loader, opt, sched, loss_fn, cfg, epoch, *args):
+        if epoch == 1: raise interruption('stopped')
+        return real_epoch(model, loader, opt, sched, loss_fn, cfg, epoch, *args)
+    monkeypatch.setattr(train_module, '_train_epoch', epoch_then_stop)
+    with pytest.raises(interruption): train(tiny_config(tmp_path, tiny_audio), ProjectPaths(root=tmp_path), progress=False)
+    runs = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_runs(
+        [mlflow.get_experiment_by_name('genre-classification').experiment_id])
+    assert [r.info.status for r in runs] == ['FAILED']
+
+
+def test_bad_parameters_are_named_in_one_line():
+    with pytest.raises(BadInputError) as e: check_params(TrainConfig, {'model': 'resnet19', 'lr': -1.0})
+    lines = str(e.value).split('; ')
+    assert '\n' not in str(e.value)
+    assert any(l.startswith("bad parameter 'model' = 'resnet19'") and 'resnet18' in l for l in lines)
+    assert any(l.startswith("bad parameter 'lr' = -1.0") for l in lines)
+    assert check_params(TrainConfig, {'optimizer': 'sdg'}).optimizer == 'sgd'   # the origin project's spelling
+
+
+def test_the_cli_reports_a_bad_parameter_in_one_line():
+    done = subprocess.run(['pipeline', 'train-using-original-audios', '--model', 'resnet19'], capture_output=True, text=True,
+                          env={**os.environ, 'PATH': f"{Path(PYTHON).parent}:{os.environ['PATH']}"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"pipeline train-using-original-audios: error: bad parameter 'model' = 'resnet19': "
+                                                 + done.stderr.split("'resnet19': ", 1)[1].strip()]
+    assert 'Traceback' not in done.stderr
+
+
+def test_the_notebook_parameters_are_the_config_defaults():
+    "The parameters cell, TrainConfig and the CLI (checked in the notebook) agree on every default."
+    import ast
+    params = pm.inspect_notebook(REPO / 'nbs' / '03_train.ipynb')
+    assert params, 'no parameters cell'
+    for name, p in params.items():
+        assert ast.literal_eval(p['default']) == TrainConfig.model_fields[name].default, name
+
+
+def test_papermill_stops_on_a_bad_parameter_before_any_work(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(REPO / 'nbs' / '03_train.ipynb', tmp_path / 'out.ipynb', parameters={'lr': -1.0, 'split': 'by_artist'},
+                            progress_bar=False, cwd=tmp_path)
+    assert "bad parameter 'lr' = -1.0" in str(e.value) and "bad parameter 'split' = 'by_artist'" in str(e.value)
+    assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_the_notebook_runs_as_a_pipeline(tmp_path, tiny_audio):
+    "papermill with parameters: it trains, and the executed notebook shows the learning curve and the confusion matrix."
+    out = tmp_path / 'out.ipynb'
+    pm.execute_notebook(REPO / 'nbs' / '03_train.ipynb', out, progress_bar=False, cwd=REPO / 'nbs',
+                        parameters=dict(model='small_cnn', epochs=2, data_dir=str(tiny_audio), checkpoints_path=str(tmp_path / 'ck'),
+                                        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", device='cpu'))
+    cells = json.loads(out.read_text())['cells']
+    images = [o for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
+    assert len(images) >= 2
+    assert list((tmp_path / 'ck').glob('small_cnn-*/model.pt'))
+
+
+def test_the_image_route_trains_on_spectrogram_pngs(tmp_path, tiny_audio):
+    "Spectrogram PNGs in genre folders (as the origin project's Image_data) train like audio."
+    images = tmp_path / 'Image_data'
+    create_image_features(find_tracks(tiny_audio), images, n_workers=1, progress=False)
+    assert len(list(images.glob('*/*.png'))) == 40
+    result = train(TrainConfig(model='small_cnn', epochs=1, batch_size=8, images_path=str(images), device='cpu',
+                               checkpoints_path=str(tmp_path / 'ck')), ProjectPaths(root=tmp_path), progress=False, log_to_mlflow=False)
+    assert result.model_file.exists() and len(result.test.track_labels) > 0
+
+
+def test_the_feature_mlp_is_not_behind_the_baselines():
+    "On the real GTZAN table, fault-filtered split and 5-fold CV: our MLP within 2 points of the best of four baselines."
+    table = compare_with_baselines(read_feature_table(packaged_feature_table()), FeatureTrainConfig(), folds=5)
+    print(table.round(3).to_string())
+    for column in ['5-fold CV accuracy', 'fault-filtered test accuracy']:
+        assert table.loc['MLP (ours)', column] >= table[column].drop('MLP (ours)').max() - 0.02, column
+    assert table.loc['MLP (ours)', 'fault-filtered test accuracy'] > 0.45   # ten genres: chance is 0.1
+
+
+def test_the_feature_model_trains_from_the_cli(tmp_path):
+    done = subprocess.run(['pipeline', 'train-using-audio-features', '--epochs', '20', '--ensemble', '1',
+                           '--checkpoints_path', str(tmp_path / 'ck'), '--mlflow_tracking_uri', f"sqlite:///{tmp_path / 'mlflow.db'}"],
+                          capture_output=True, text=True, env={**os.environ, 'PATH': f"{Path(PYTHON).parent}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+    accuracy = float(done.stdout.split('test accuracy ')[1].split(',')[0])
+    assert 0.3 < accuracy <= 1.0
+    assert list((tmp_path / 'ck').glob('feature_mlp-*/model.pt'))
