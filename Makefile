@@ -18,9 +18,13 @@ $(STAMP): setup.py settings.ini
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
+# The main job (the CNN on the built-in dataset), then the real-music feature model; both exported to ONNX in models/.
 train: install
-	mkdir -p $(RUNS)
+	mkdir -p $(RUNS) models
 	$(BIN)/papermill nbs/03_train.ipynb $(RUNS)/03_train.ipynb -p model resnet18
+	$(BIN)/pipeline export --model resnet18 --output models/resnet18.onnx
+	$(BIN)/pipeline train-using-audio-features
+	$(BIN)/pipeline export --model feature_mlp --output models/gtzan_features_mlp.onnx
 
 test: install test-sync test-notebooks test-pytest
 
@@ -37,3 +41,7 @@ test-pytest: install
 # Export and clean after editing notebooks, before committing.
 clean-notebooks: install
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# Speed figures (printed, not asserted): prediction on this CPU.
+bench: install
+	$(BIN)/python benchmarks/predict.py

@@ -1,0 +1,92 @@
+"""Prediction speed on this machine's CPU: prints its figures (no pass/fail).
+
+For a 30-second clip: decode, log-mel windows and model time separately; onnxruntime vs torch eager on the same weights
+at batch 1 and 32; end-to-end time per clip after warm-up; files per second for a folder of 100 clips.
+
+    .venv/bin/python benchmarks/predict.py [--model resnet18] [--clips 100] [--threads N]
+"""
+import argparse, statistics, sys, tempfile, time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from genre_classification.core import AudioConfig, GENRES, project_root
+from genre_classification.data import load_audio, stream_audio
+from genre_classification.export import export_onnx, latest_model_file
+from genre_classification.models import build_model
+from genre_classification.predict import Predictor, logmel_windows, predict_file, predict_paths
+from genre_classification.synth import synth_track
+
+
+def timed(fn, repeat: int = 20, warmup: int = 3) -> float:
+    "Median seconds of `repeat` calls of `fn` after `warmup` calls (onnxruntime sizes its memory arena in the first runs)."
+    for _ in range(warmup): fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def model_files(name: str, workdir: Path) -> tuple[Path, Path, str]:
+    "The newest trained model of `name` (as `make train` leaves it) and its ONNX export; else the same architecture untrained."
+    try:
+        pt = latest_model_file(project_root() / 'checkpoints', name); how = f'trained ({pt.parent.name})'
+    except Exception:
+        pt = workdir / f'{name}.pt'; how = 'untrained weights (no trained model found; speed is the same)'
+        meta = {'model': name, 'classes': GENRES, 'input_kind': 'logmel', 'audio': AudioConfig().model_dump(), 'trained_on': 'nothing', 'synthetic_only': True}
+        torch.save({'model': build_model(name).state_dict(), 'meta': meta}, pt)
+    return pt, export_onnx(pt, workdir / f'{name}.onnx'), how
+
+
+def main():
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument('--model', default='resnet18'); args.add_argument('--clips', type=int, default=100)
+    args.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+    a = args.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
+    work = Path(tempfile.mkdtemp())
+    shared = project_root().parent / 'shared' / 'data' / 'gtzan_clips' / 'blues' / 'blues.00000.wav'
+    clip = shared if shared.exists() else work / 'clip.wav'
+    if not shared.exists(): sf.write(clip, synth_track('blues', 0, 30.0), 22050)
+    pt, onnx_file, how = model_files(a.model, work)
+    onnx_pred, torch_pred = Predictor(onnx_file), Predictor(pt)
+    audio = onnx_pred.audio
+    print(f'machine: {torch.get_num_threads()} torch threads; model: {a.model}, {how}; clip: {clip.name} (30 s)')
+
+    y = load_audio(clip)
+    decode = timed(lambda: load_audio(clip))
+    windows = np.stack(list(logmel_windows([y], audio)))[:, None]
+    features = timed(lambda: np.stack(list(logmel_windows([y], audio))))
+    print(f'\n30 s clip, {len(windows)} windows of {audio.segment_seconds:g} s')
+    print(f'  decode + resample to 22050 Hz mono : {decode * 1000:7.1f} ms')
+    print(f'  log-mel windows                    : {features * 1000:7.1f} ms')
+
+    print('\nmodel time (same weights), median of 20 after warm-up:')
+    for batch in (1, 32):
+        x = np.repeat(windows, -(-batch // len(windows)), axis=0)[:batch]
+        t_onnx = timed(lambda: onnx_pred._run(x)); t_torch = timed(lambda: torch_pred._run(x))
+        if batch == 1: torch_time_b1 = t_torch
+        print(f'  batch {batch:2d}: onnxruntime {t_onnx * 1000:7.1f} ms   torch eager {t_torch * 1000:7.1f} ms   '
+              f'speed-up {t_torch / t_onnx:4.1f}x')
+    import onnxruntime as ort
+    spinning = ort.InferenceSession(str(onnx_file), providers=['CPUExecutionProvider'])   # onnxruntime's default threading
+    t_spin = timed(lambda: spinning.run(None, {'input': windows[:1]}))
+    print(f'  batch  1, onnxruntime with its default spinning threads: {t_spin * 1000:.1f} ms, {torch_time_b1 / t_spin:.1f}x torch eager '
+          f'(predictors turns spinning off: the spinning threads slow decoding and features between batches)')
+    t_clip_onnx = timed(lambda: onnx_pred._run(windows)); t_clip_torch = timed(lambda: torch_pred._run(windows))
+    print(f'  one clip ({len(windows)} windows in one batch): onnxruntime {t_clip_onnx * 1000:.1f} ms, torch eager {t_clip_torch * 1000:.1f} ms')
+
+    end_to_end = timed(lambda: predict_file(clip, onnx_pred))
+    print(f'\nend to end, one 30 s clip (decode + features + ONNX model): {end_to_end * 1000:.1f} ms (target < 100 ms)')
+
+    folder = work / 'clips'; folder.mkdir()
+    for i in range(a.clips): sf.write(folder / f'clip{i:03d}.wav', y, 22050)
+    t = time.perf_counter(); results = predict_paths([folder], onnx_pred, progress=False); elapsed = time.perf_counter() - t
+    assert all(r.error is None for r in results)
+    print(f'folder of {a.clips} clips of 30 s: {elapsed:.1f} s, {a.clips / elapsed:.1f} files/s (one process)')
+
+
+if __name__ == '__main__':
+    sys.exit(main())

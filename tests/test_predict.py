@@ -1,0 +1,123 @@
+"""Predictions for users' files: every format, bad files reported while the batch goes on, long files in bounded memory,
+the model `make train` leaves, and a real-music model that names the right genre on real GTZAN clips it never saw."""
+import json, os, resource, subprocess, sys, textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from genre_classification.core import GENRES, ProjectPaths
+from genre_classification.data import ffmpeg_executable
+from genre_classification.export import export_onnx
+from genre_classification.predict import Predictor, predict_file, predict_paths, predictors
+from genre_classification.synth import make_default_dataset, synth_track
+from genre_classification.train import FeatureTrainConfig, TrainConfig, packaged_feature_table, train, train_feature_model
+
+PYTHON = sys.executable
+ENV = {**os.environ, 'PATH': f"{Path(PYTHON).parent}:{os.environ['PATH']}"}
+
+
+@pytest.fixture(scope='module')
+def cnn_onnx(tmp_path_factory) -> Path:
+    "A small CNN trained as `make train` trains (built-in dataset, tiny), exported to ONNX."
+    root = tmp_path_factory.mktemp('cnn')
+    data = make_default_dataset(root / 'data', tracks_per_genre=4, seconds=4.0, progress=False)
+    result = train(TrainConfig(model='small_cnn', epochs=2, batch_size=8, data_dir=str(data), device='cpu',
+                               checkpoints_path=str(root / 'ck')), ProjectPaths(root=root), progress=False, log_to_mlflow=False)
+    return export_onnx(result.model_file, root / 'small_cnn.onnx')
+
+
+@pytest.fixture
+def bad_folder(tmp_path) -> Path:
+    "Two good files and five kinds of bad ones."
+    d = tmp_path / 'songs'; d.mkdir()
+    sf.write(d / 'good.wav', synth_track('rock', 1, 4.0), 22050)
+    sf.write(d / 'good_24bit_stereo_48k.flac', np.stack([synth_track('jazz', 2, 4.0, 48000)] * 2, 1), 48000, subtype='PCM_24')
+    (d / 'empty.wav').write_bytes(b'')
+    (d / 'notes.mp3').write_text('this is not audio')
+    sf.write(d / 'nan.wav', np.array([0.1, np.nan, 0.2] * 8000, np.float32), 22050, subtype='FLOAT')
+    sf.write(d / 'whole.wav', synth_track('pop', 3, 4.0), 22050)
+    (d / 'truncated.wav').write_bytes((d / 'whole.wav').read_bytes()[:30000]); (d / 'whole.wav').unlink()
+    return d
+
+
+def test_a_batch_goes_on_past_bad_files(bad_folder, cnn_onnx):
+    done = subprocess.run(['predictors', str(bad_folder), '--model', str(cnn_onnx), '--format', 'json'], capture_output=True, text=True, env=ENV)
+    assert done.returncode == 1, done.stderr
+    records = {Path(r['path']).name: r for r in json.loads(done.stdout)}
+    assert set(records) == {'good.wav', 'good_24bit_stereo_48k.flac', 'empty.wav', 'notes.mp3', 'nan.wav', 'truncated.wav'}
+    for good in ['good.wav', 'good_24bit_stereo_48k.flac']: assert records[good]['genre'] in GENRES and records[good]['error'] is None
+    assert 'empty' in records['empty.wav']['error']
+    assert 'not a readable audio file' in records['notes.mp3']['error']
+    assert 'NaN' in records['nan.wav']['error']
+    assert 'truncated' in records['truncated.wav']['error']
+    for bad in ['empty.wav', 'notes.mp3', 'nan.wav', 'truncated.wav']:           # one line each on stderr, naming the file
+        assert sum(bad in line for line in done.stderr.splitlines()) == 1
+    assert 'Traceback' not in done.stderr
+
+
+def test_the_table_lists_errors_in_one_line_and_names_the_model(bad_folder, cnn_onnx):
+    done = subprocess.run(['predictors', str(bad_folder / '*.wav'), str(bad_folder / 'missing.ogg'), '--model', str(cnn_onnx)],
+                          capture_output=True, text=True, env=ENV)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith('model: small_cnn') and 'synthetic music only' in lines[0]
+    assert any('missing.ogg' in l and 'error: no such file' in l for l in lines)
+    assert any('good.wav' in l and any(g in l for g in GENRES) for l in lines)
+
+
+def test_all_good_files_exit_zero_and_csv_output_file(tmp_path, cnn_onnx, shared_data):
+    out = tmp_path / 'out.csv'
+    assert predictors([str(shared_data / 'audio_formats'), '--model', str(cnn_onnx), '--format', 'csv', '--output', str(out), '--top-k', '2']) == 0
+    table = pd.read_csv(out)
+    assert len(table) == 5 and table.genre.isin(GENRES).all() and table.error.isna().all()
+    assert {'.ogg', '.flac', '.mp3', '.wav'} <= {Path(p).suffix for p in table.path}
+
+
+def test_python_and_cli_give_the_same_answers(cnn_onnx, shared_data):
+    files = sorted((shared_data / 'audio_formats').glob('*.wav'))
+    ours = [r.genre for r in predict_paths(files, Predictor(cnn_onnx))]
+    done = subprocess.run(['predictors', *map(str, files), '--model', str(cnn_onnx), '--format', 'json'], capture_output=True, text=True, env=ENV)
+    assert [r['genre'] for r in json.loads(done.stdout)] == ours
+
+
+MEASURE = textwrap.dedent('''
+    import resource, sys
+    from genre_classification.predict import Predictor, predict_file
+    r = predict_file(sys.argv[1], Predictor(sys.argv[2]), timeline=True)
+    assert r.error is None, r.error
+    print(len(r.timeline), r.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+''')
+
+
+def test_a_ten_minute_stereo_mp3_in_bounded_memory(tmp_path, cnn_onnx):
+    "Peak memory for a 10-minute 44.1 kHz stereo MP3 stays within 100 MB of a 30-second one (decoding it whole would need 400+ MB)."
+    exe = ffmpeg_executable()
+    peaks = {}
+    for seconds in (30, 600):
+        mp3 = tmp_path / f'{seconds}.mp3'
+        subprocess.run([exe, '-loglevel', 'error', '-f', 'lavfi', '-i', f'sine=frequency=220:duration={seconds}:sample_rate=44100',
+                        '-f', 'lavfi', '-i', f'anoisesrc=duration={seconds}:sample_rate=44100:amplitude=0.1', '-filter_complex', 'amerge=inputs=2',
+                        '-ac', '2', '-b:a', '64k', str(mp3)], check=True)
+        done = subprocess.run([PYTHON, '-c', MEASURE, str(mp3), str(cnn_onnx)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        windows, length, peaks[seconds] = done.stdout.split()
+        assert abs(int(windows) - (1 + seconds * 22050 // 512) // 130) <= 1 and abs(float(length) - seconds) < 0.2
+    print('peak RSS (MB):', peaks)
+    assert int(peaks[600]) - int(peaks[30]) < 100
+
+
+def test_the_real_music_model_names_real_gtzan_clips(tmp_path, shared_data):
+    "The feature MLP trained on the real table WITHOUT the three clips' rows names their genres."
+    table = pd.read_csv(packaged_feature_table())
+    held_out = ['blues.00000.au', 'classical.00000.au', 'country.00000.au']
+    table[~table.filename.isin(held_out)].to_csv(tmp_path / 'without.csv', index=False)
+    result = train_feature_model(FeatureTrainConfig(features_csv=str(tmp_path / 'without.csv'), split='random',
+                                                    checkpoints_path=str(tmp_path / 'ck')), ProjectPaths(root=tmp_path), log_to_mlflow=False)
+    predictor = Predictor(export_onnx(result.model_file, tmp_path / 'features.onnx'))
+    assert 'synthetic' not in predictor.describe()
+    answers = {Path(r.path).parent.name: r for r in predict_paths([shared_data / 'gtzan_clips'], predictor)}
+    print({g: r.top_k for g, r in answers.items()})
+    assert {g: r.genre for g, r in answers.items()} == {'blues': 'blues', 'classical': 'classical', 'country': 'country'}
