@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1.7
+# The project's image, in stages as in the origin project:
+#   base          Python 3.11 slim with the system libraries audio needs (libsndfile, ffmpeg)
+#   awscli        base + the AWS command line, for DVC remotes on S3
+#   dl_pipelines  the package with its training extras, the notebooks, and data/models pulled with DVC
+#
+# Build (AWS files are BuildKit secrets: mounted for one RUN, never written into a layer):
+#   DOCKER_BUILDKIT=1 docker build -t genre-classification \
+#     --secret id=aws_config,src=$HOME/.aws/config --secret id=aws_credentials,src=$HOME/.aws/credentials .
+# Run:
+#   docker run --rm genre-classification                                   # pipeline --help
+#   docker run --rm -v $PWD/runs:/app/runs genre-classification papermill nbs/03_train.ipynb runs/03_train.ipynb -p model resnet18
+#   docker run --rm -v ~/Music:/music genre-classification predictors /music
+
+FROM python:3.11-slim AS base
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libsndfile1 ffmpeg git make \
+ && rm -rf /var/lib/apt/lists/*
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+FROM base AS awscli
+RUN pip install "awscli>=1.33"
+
+FROM awscli AS dl_pipelines
+# Metadata and package first, so that editing a notebook does not re-install the dependencies.
+COPY settings.ini setup.py README.md ./
+COPY genre_classification ./genre_classification
+# CPU wheels of torch (the image has no GPU runtime); everything else from PyPI.
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[train,dvc]"
+COPY nbs ./nbs
+COPY .dvc ./.dvc
+COPY .dvcignore ./
+# Data and checkpoints from the DVC remote when the pipeline has outputs tracked (dvc.lock); the AWS files exist only
+# for this step.
+RUN --mount=type=secret,id=aws_config,target=/root/.aws/config \
+    --mount=type=secret,id=aws_credentials,target=/root/.aws/credentials \
+    if [ -f dvc.lock ]; then dvc pull --no-run-cache; fi
+RUN useradd --create-home --uid 1000 app && mkdir -p data runs models checkpoints mlruns && chown -R app /app
+USER app
+CMD ["pipeline", "--help"]
