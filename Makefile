@@ -42,6 +42,9 @@ test-pytest: install
 clean-notebooks: install
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
 
-# Speed figures (printed, not asserted): prediction on this CPU.
+# Speed figures (printed, not asserted; tests/test_benchmarks.py runs each at a tiny size): about 10 minutes on 2 cores.
 bench: install
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/main_job.py
 	$(BIN)/python benchmarks/predict.py
