@@ -126,8 +126,9 @@ def test_the_notebook_parameters_are_the_config_defaults():
     import ast
     params = pm.inspect_notebook(REPO / 'nbs' / '03_train.ipynb')
     assert params, 'no parameters cell'
+    assert set(params) - set(TrainConfig.model_fields) == {'compare_baselines'}   # the one knob that is not training's
     for name, p in params.items():
-        assert ast.literal_eval(p['default']) == TrainConfig.model_fields[name].default, name
+        if name in TrainConfig.model_fields: assert ast.literal_eval(p['default']) == TrainConfig.model_fields[name].default, name
 
 
 def test_papermill_stops_on_a_bad_parameter_before_any_work(tmp_path):
@@ -160,12 +161,12 @@ def test_the_image_route_trains_on_spectrogram_pngs(tmp_path, tiny_audio):
     assert result.model_file.exists() and len(result.test.track_labels) > 0
 
 
-def test_the_feature_mlp_is_not_behind_the_baselines():
-    "On the real GTZAN table, fault-filtered split and 5-fold CV: our MLP within 2 points of the best of four baselines."
-    table = compare_with_baselines(read_feature_table(packaged_feature_table()), FeatureTrainConfig(), folds=5)
+def test_the_feature_mlp_matches_or_beats_the_baselines():
+    "On the real GTZAN table, in the same run: 10-fold CV and the fault-filtered test split, our MLP >= the best of four baselines."
+    table = compare_with_baselines(read_feature_table(packaged_feature_table()), FeatureTrainConfig(), folds=10)
     print(table.round(3).to_string())
-    for column in ['5-fold CV accuracy', 'fault-filtered test accuracy']:
-        assert table.loc['MLP (ours)', column] >= table[column].drop('MLP (ours)').max() - 0.02, column
+    for column in ['10-fold CV accuracy', 'fault-filtered test accuracy']:
+        assert table.loc['MLP (ours)', column] >= table[column].drop('MLP (ours)').max(), column
     assert table.loc['MLP (ours)', 'fault-filtered test accuracy'] > 0.45   # ten genres: chance is 0.1
 
 
