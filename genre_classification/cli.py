@@ -14,6 +14,7 @@ __all__ = ['COMMANDS', 'pipeline', 'main']
 # %% ../nbs/09_cli.ipynb #af95f44a
 COMMANDS = {
     'make-default-dataset': ('genre_classification.synth', 'make_default_dataset_cli', 'write the built-in synthetic dataset'),
+    'prepare-dataset': ('genre_classification.synth', 'prepare_dataset_cli', "the DVC pipeline's data: the built-in dataset or a copy of yours"),
     'extract-features': ('genre_classification.features', 'extract_features_cli', 'Kaggle features of a folder of audio, as a CSV'),
     'create-image-features-from-audio': ('genre_classification.features', 'create_image_features_from_audio', 'spectrogram PNGs of a folder of audio'),
     'train-using-original-audios': ('genre_classification.train', 'train_using_original_audios', 'train a CNN on log-mels of audio files'),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #4f9f8106
 from __future__ import annotations
-import hashlib, multiprocessing, os, random, sys, threading, time, warnings
+import hashlib, json, multiprocessing, os, random, sys, threading, time, warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['GENRES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig', 'project_root', 'ProjectPaths', 'sha1_file',
-           'fingerprint', 'seed_everything', 'pick_device', 'default_workers', 'map_in_processes', 'run_command']
+           'fingerprint', 'write_report', 'seed_everything', 'pick_device', 'default_workers', 'map_in_processes',
+           'run_command']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
 GENRES = ['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']
@@ -108,6 +109,18 @@ def sha1_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
 def fingerprint(items: Iterable[str]) -> str:
     "One short hash of many strings (e.g. file hashes), independent of their order."
     return hashlib.sha1('\n'.join(sorted(items)).encode()).hexdigest()[:16]
+
+# %% ../nbs/00_core.ipynb #446d80cf
+def write_report(path: str | os.PathLike, content: dict | Any) -> Path:
+    "Write `content` to `path`: a dict as JSON, a pandas DataFrame as CSV (no index); atomically. Returns `path`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + '.partial')
+    if isinstance(content, dict): partial.write_text(json.dumps(content, indent=1, sort_keys=True) + '\n')
+    elif hasattr(content, 'to_csv'): content.to_csv(partial, index=False)
+    else: raise TypeError(f'write_report takes a dict or a DataFrame, not {type(content).__name__}')
+    os.replace(partial, path)
+    return path
+
 
 # %% ../nbs/00_core.ipynb #ada78b50
 def seed_everything(seed: int) -> None:

@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params
-from .export import latest_model_file
+from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
+from .export import latest_model_file, model_file_in
 from .train import (Evaluation, TrainConfig, audio_trackset, classification_metrics, evaluate, feature_matrix,
                                         image_trackset, packaged_feature_table, plot_confusion_matrix, read_feature_table,
                                         resolve_path, set_experiment, split_tracks, tracking_uri)
 
 # %% auto #0
-__all__ = ['EvaluateConfig', 'model_file_of', 'evaluate_model_file', 'per_genre_report', 'confused_pairs', 'compare_runs',
-           'log_evaluation', 'evaluate_cli']
+__all__ = ['EvaluateConfig', 'model_file_of', 'evaluate_model_file', 'per_genre_report', 'confused_pairs',
+           'write_evaluation_reports', 'compare_runs', 'log_evaluation', 'evaluate_cli']
 
 # %% ../nbs/04_evaluate.ipynb #1ebbe7b0
 class EvaluateConfig(Settings):
@@ -31,11 +31,12 @@ class EvaluateConfig(Settings):
     experiment: str = Field('genre-classification', min_length=1, description='MLflow experiment')
     mlflow_tracking_uri: str = Field('', description='MLflow tracking URI; empty = the local store under the project')
     log_to_run: bool = Field(True, description="write the metrics back into the model's MLflow run")
+    reports_dir: str = Field('', description='write evaluate.json and confusion.csv there, e.g. for DVC; empty = none')
 
 # %% ../nbs/04_evaluate.ipynb #d25a3cbc
 def model_file_of(cfg: EvaluateConfig, paths: ProjectPaths = ProjectPaths()) -> Path:
     "The model file that `cfg` names."
-    if cfg.model_file: return resolve_path(cfg.model_file, paths)
+    if cfg.model_file: return model_file_in(resolve_path(cfg.model_file, paths))
     if cfg.run_id:
         import mlflow
         mlflow.set_tracking_uri(tracking_uri(cfg.mlflow_tracking_uri, paths))
@@ -86,6 +87,17 @@ def confused_pairs(labels, predicted, classes: list[str], top: int = 5) -> pd.Da
     pairs['share of true genre'] = pairs.tracks / pairs.true.map(pd.Series([classes[i] for i in labels]).value_counts())
     return pairs.head(top)
 
+# %% ../nbs/04_evaluate.ipynb #07c8ce5d
+def write_evaluation_reports(evaluation: Evaluation, classes: list[str], split: str, dest) -> list[Path]:
+    "Write `dest/evaluate.json` (the metrics of `split`, and F1 per genre) and `dest/confusion.csv` (actual and predicted genre per track)."
+    dest, predicted = Path(dest), evaluation.track_probs.argmax(1)
+    f1 = per_genre_report(evaluation.track_labels, predicted, classes).f1
+    metrics = {**{f'{split}_{k}': float(v) for k, v in evaluation.metrics.items()},
+               **{f'{split}_f1_{genre}': float(f1[genre]) for genre in classes}}
+    confusion = pd.DataFrame({'actual': [classes[i] for i in evaluation.track_labels], 'predicted': [classes[i] for i in predicted]})
+    return [write_report(dest / 'evaluate.json', metrics), write_report(dest / 'confusion.csv', confusion)]
+
+
 # %% ../nbs/04_evaluate.ipynb #dfdc23da
 def compare_runs(experiment: str = 'genre-classification', uri: str = '', paths: ProjectPaths = ProjectPaths()) -> pd.DataFrame:
     "The runs of `experiment`: name, status, model, key settings and test metrics, best track macro-F1 first."
@@ -113,7 +125,8 @@ def evaluate_cli(model_file: str = '',           # a model file from training (e
                  data_dir: str = '',             # GTZAN-like folder (empty: the data the model was trained on)
                  split: str = 'test',            # test, valid or train
                  mlflow_tracking_uri: str = '',  # MLflow tracking URI (empty: mlruns/ under the project)
-                 log_to_run: bool = False):      # write the metrics into the model's MLflow run
+                 log_to_run: bool = False,       # write the metrics into the model's MLflow run
+                 reports_dir: str = ''):         # also write evaluate.json and confusion.csv there
     "Per-genre and overall metrics of a trained model on a split, and its most confused genres."
     cfg = check_params(EvaluateConfig, {k: v for k, v in locals().items()})
     paths = ProjectPaths()
@@ -124,3 +137,4 @@ def evaluate_cli(model_file: str = '',           # a model file from training (e
     print(pd.Series(ev.metrics).round(3).to_string(), '\n')
     print('most confused:\n' + confused_pairs(ev.track_labels, ev.track_probs.argmax(1), meta['classes']).round(3).to_string(index=False))
     if cfg.log_to_run and meta.get('mlflow_run_id'): log_evaluation(meta['mlflow_run_id'], cfg.split, ev, meta['classes'], cfg.mlflow_tracking_uri, paths)
+    if cfg.reports_dir: write_evaluation_reports(ev, meta['classes'], cfg.split, resolve_path(cfg.reports_dir, paths))

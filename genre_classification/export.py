@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .core import BadInputError, ProjectPaths
+from pydantic import Field
+
+from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
 
 # %% auto #0
 __all__ = ['META_KEY', 'export_onnx', 'check_external_data', 'load_onnx', 'max_probability_difference', 'latest_model_file',
-           'export_cli']
+           'model_file_in', 'ExportConfig', 'export_report', 'run_export', 'export_cli']
 
 # %% ../nbs/05_export.ipynb #5543f108
 META_KEY = 'genre_classification'
@@ -101,11 +103,40 @@ def latest_model_file(checkpoints=None, model: str = '') -> Path:
     if not files: raise BadInputError(f"no trained model{' ' + model if model else ''} here (train one first, e.g. `make train`)", checkpoints)
     return files[-1]
 
+def model_file_in(path, model: str = '') -> Path:
+    "`path` if it is a model file; the newest model (of architecture `model`) under it if it is a checkpoints folder."
+    path = Path(path)
+    return latest_model_file(path, model) if path.is_dir() else path
+
 # %% ../nbs/05_export.ipynb #ee1139c9
-def export_cli(model_file: str = '',          # a model file from training (empty: the newest model.pt under checkpoints_path)
+class ExportConfig(Settings):
+    "Which model to export, where to, and where to report."
+    model_file: str = Field('', description='model file from training, or a folder of them; empty = the newest under checkpoints_path')
+    model: str = Field('', description='with model_file empty: the newest model of this architecture')
+    output: str = Field('', description='the ONNX file to write; empty = beside the model file')
+    checkpoints_path: str = Field('checkpoints', description='where training put its checkpoints (relative = under the project)')
+    reports_dir: str = Field('', description='write export.json there; empty = none')
+
+def export_report(model_file, onnx_file, n_inputs: int = 8, seed: int = 0) -> dict:
+    "Size of `onnx_file` and its largest probability difference from torch on `n_inputs` random inputs of the model's shape."
+    session, meta = load_onnx(onnx_file)
+    inputs = np.random.default_rng(seed).standard_normal((n_inputs, *_example_input(meta).shape[1:])).astype(np.float32)
+    return {'onnx_megabytes': Path(onnx_file).stat().st_size / 2**20,
+            'max_probability_difference': max_probability_difference(model_file, onnx_file, inputs)}
+
+def run_export(cfg: ExportConfig, paths: ProjectPaths = ProjectPaths()) -> tuple[Path, dict]:
+    "Export the model `cfg` names; the ONNX file and its report (also written to `cfg.reports_dir`)."
+    source = model_file_in(cfg.model_file, cfg.model) if cfg.model_file else latest_model_file(paths.root / cfg.checkpoints_path, cfg.model)
+    onnx_file = export_onnx(source, cfg.output or None)
+    report = export_report(source, onnx_file)
+    if cfg.reports_dir: write_report(paths.root / cfg.reports_dir / 'export.json', report)
+    return onnx_file, report
+
+def export_cli(model_file: str = '',          # a model file from training, or a folder of them (empty: the newest under checkpoints_path)
                output: str = '',              # where to write the ONNX file (empty: beside the model file)
                model: str = '',               # with model_file empty: the newest of this architecture (e.g. resnet18, feature_mlp)
-               checkpoints_path: str = 'checkpoints'):  # where training put its checkpoints
+               checkpoints_path: str = 'checkpoints',  # where training put its checkpoints
+               reports_dir: str = ''):        # also write export.json (file size, parity with torch) there
     "Export a trained model to ONNX, with the metadata prediction needs."
-    source = Path(model_file) if model_file else latest_model_file(ProjectPaths().root / checkpoints_path, model)
-    print(export_onnx(source, output or None))
+    onnx_file, report = run_export(check_params(ExportConfig, dict(locals())))
+    print(onnx_file)

@@ -26,7 +26,7 @@ __all__ = ['CHORDS', 'EXTENSIONS', 'SCALES', 'PROGRESSIONS', 'TABLE_SIZE', 'INST
            'comp_sustain', 'comp_block', 'comp_keys', 'melody_line', 'add_at', 'render_notes', 'render_drums',
            'lowpass', 'rms', 'active_rms', 'soft_clip', 'process_bus', 'reverb', 'dynamics_curve', 'background_noise',
            'pick', 'plan_track', 'mix_down', 'synth_track', 'make_default_dataset', 'is_synthetic_dataset',
-           'make_default_dataset_cli']
+           'make_default_dataset_cli', 'prepare_dataset', 'prepare_dataset_cli']
 
 # %% ../nbs/01a_synth.ipynb #b5169fd8
 def midi_hz(midi):
@@ -987,3 +987,31 @@ def make_default_dataset_cli(dest: str = 'data/default',  # folder to write; it 
                              sample_rate: int = 22050):  # sample rate of the WAV files
     "Write the built-in synthetic GTZAN-shaped dataset."
     print(make_default_dataset(dest, tracks_per_genre, seconds, seed, sample_rate))
+
+# %% ../nbs/01a_synth.ipynb #0a270b4b
+def prepare_dataset(dest, source: str = '', tracks_per_genre: int = 40, seconds: float = 10.0, seed: int = 0, progress: bool = True) -> Path:
+    "Fill `dest` with the built-in dataset (no `source`) or a Kaggle-layout copy of the decodable tracks of `source`; returns `dest`."
+    from genre_classification.data import find_tracks
+    from tqdm.auto import tqdm
+    dest = Path(dest)
+    if not source:
+        if (dest / 'source.json').exists(): shutil.rmtree(dest)      # a copy of other data made here before: replaced
+        return make_default_dataset(dest, tracks_per_genre, seconds, seed, progress=progress)
+    tracks = find_tracks(source)          # warns about, and leaves out, what cannot be decoded
+    if dest.exists() and any(dest.iterdir()) and not (dest / 'source.json').exists():
+        raise BadInputError('already holds files that prepare_dataset did not write (no source.json); choose an empty folder', dest)
+    shutil.rmtree(dest, ignore_errors=True)
+    for genre, path in zip(tqdm(tracks.genre, desc='copying tracks', disable=not progress), tracks.path):
+        (dest / 'genres_original' / genre).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest / 'genres_original' / genre / Path(path).name)
+    (dest / 'source.json').write_text(json.dumps({'source': str(Path(source).resolve()), 'tracks': len(tracks)}, indent=1))
+    return dest
+
+def prepare_dataset_cli(dest: str = 'data/gtzan',  # folder to fill; it will hold genres_original/<genre>/<audio>
+                        source: str = '',          # a GTZAN-like folder to copy; empty = the built-in synthetic dataset
+                        tracks_per_genre: int = 40,  # built-in dataset: clips per genre
+                        seconds: float = 10.0,     # built-in dataset: length of each clip
+                        seed: int = 0):            # built-in dataset: the same seed gives the same clips
+    "Fill the pipeline's data folder: the built-in dataset, or a copy of your GTZAN's decodable tracks."
+    print(prepare_dataset(dest, source, tracks_per_genre, seconds, seed))
+

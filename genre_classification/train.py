@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .core import (AudioConfig, BadInputError, GENRES, ProjectPaths, Settings, check_params,
-                                       fingerprint, pick_device, seed_everything, sha1_file)
+                                       fingerprint, pick_device, seed_everything, sha1_file, write_report)
 from .data import find_images, find_tracks, split_tracks
 from .features import (KAGGLE_FEATURES, build_log_mel_cache, read_feature_table, read_spectrogram_image,
                                            segment_input, track_windows, window)
@@ -33,9 +33,9 @@ __all__ = ['LOSSES', 'TrainConfig', 'resolve_path', 'Dist', 'init_distributed', 
            'image_trackset', 'epoch_plan', 'spec_augment', 'mixup', 'WindowDataset', 'focal_loss', 'make_optimizer',
            'make_schedule', 'classification_metrics', 'Evaluation', 'evaluate', 'save_atomically', 'rng_states',
            'set_rng_states', 'tracking_uri', 'set_experiment', 'git_commit', 'mlflow_run', 'plot_learning_curve',
-           'plot_confusion_matrix', 'TrainResult', 'train', 'packaged_feature_table', 'FeatureTrainConfig',
-           'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines', 'FeatureResult',
-           'train_feature_model', 'train_using_original_audios', 'train_using_image_features',
+           'plot_confusion_matrix', 'write_train_reports', 'TrainResult', 'train', 'packaged_feature_table',
+           'FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines',
+           'FeatureResult', 'train_feature_model', 'train_using_original_audios', 'train_using_image_features',
            'train_using_audio_features']
 
 # %% ../nbs/03_train.ipynb #69853231
@@ -64,6 +64,7 @@ class TrainConfig(Settings):
     resume: bool = Field(False, description='continue from the last checkpoint of a run with the same settings')
     mlflow_tracking_uri: str = Field('', description='MLflow tracking URI; empty = the local store under the project')
     experiment: str = Field('genre-classification', min_length=1, description='MLflow experiment name')
+    reports_dir: str = Field('', description='write train.json (metrics) and learning_curve.csv there, e.g. for DVC; empty = none')
     default_tracks_per_genre: int = Field(40, ge=3, le=1000, description='size of the built-in dataset')
     default_clip_seconds: float = Field(10.0, ge=1, le=60, description='clip length of the built-in dataset (s)')
 
@@ -77,7 +78,7 @@ class TrainConfig(Settings):
 
     def run_key(self) -> str:
         "A hash of the settings that decide the training (not where it is stored or logged), naming its checkpoints."
-        ignore = {'resume', 'checkpoints_path', 'mlflow_tracking_uri', 'experiment', 'device', 'num_workers'}
+        ignore = {'resume', 'checkpoints_path', 'mlflow_tracking_uri', 'experiment', 'device', 'num_workers', 'reports_dir'}
         return self.model_copy(update={k: type(self).model_fields[k].default for k in ignore}).cache_key()
 
 # %% ../nbs/03_train.ipynb #16b857d7
@@ -377,6 +378,14 @@ def plot_confusion_matrix(y_true, y_pred, classes: list[str], title: str = 'Conf
     ax.set_title(title); fig.tight_layout()
     return fig
 
+# %% ../nbs/03_train.ipynb #11570866
+def write_train_reports(history: pd.DataFrame, test, dest: Path) -> list[Path]:
+    "Write `dest/train.json` (test metrics, best validation macro-F1, epochs) and `dest/learning_curve.csv` (the history)."
+    metrics = {**{f'test_{k}': float(v) for k, v in test.metrics.items()},
+               'best_valid_track_macro_f1': float(history.valid_track_macro_f1.max()), 'epochs': int(len(history))}
+    return [write_report(dest / 'train.json', metrics), write_report(dest / 'learning_curve.csv', history)]
+
+
 # %% ../nbs/03_train.ipynb #a292e1fa
 @dataclass
 class TrainResult:
@@ -487,6 +496,7 @@ def train(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), data: TrackSet
                                   ('confusion_matrix.png', plot_confusion_matrix(test.track_labels, test.track_probs.argmax(1), data.classes))]:
                     mlflow.log_figure(fig, name); plt.close(fig)
                 mlflow.log_artifact(str(run_dir / 'model.pt'), artifact_path='model')
+            if cfg.reports_dir: write_train_reports(hist, test, resolve_path(cfg.reports_dir, paths))
     return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run_id, cfg)
 
 # %% ../nbs/03_train.ipynb #3a48ef41
