@@ -30,7 +30,9 @@ COPY genre_classification ./genre_classification
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[train,dvc]"
 COPY nbs ./nbs
 COPY .dvc ./.dvc
-COPY .dvcignore ./
+# dvc.lock names the data and checkpoints of your last `dvc repro`; it is optional: the pattern dvc.loc[k] may match
+# nothing (Docker needs only some source of a COPY to exist).
+COPY .dvcignore dvc.yaml params.yaml dvc.loc[k] ./
 # Data and checkpoints from the DVC remote when the pipeline has outputs tracked (dvc.lock); the AWS files exist only
 # for this step.
 RUN --mount=type=secret,id=aws_config,target=/root/.aws/config \

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Runs and outputs of the main job (git-ignored).
 RUNS := runs
 
-.PHONY: install train test test-sync test-notebooks test-pytest bench clean-notebooks
+.PHONY: install train test test-sync test-notebooks test-pytest bench clean-notebooks repro
 
 install: $(STAMP)
 
@@ -41,6 +41,12 @@ test-pytest: install
 # Export and clean after editing notebooks, before committing.
 clean-notebooks: install
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# The DVC pipeline (dvc.yaml, params.yaml): re-run what is out of date, then show its metrics. Its stages call
+# `pipeline` and `papermill`, so .venv/bin goes first on PATH.
+repro: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(BIN)/dvc metrics show
 
 # Speed figures (printed, not asserted; tests/test_benchmarks.py runs each at a tiny size): about 10 minutes on 2 cores.
 bench: install

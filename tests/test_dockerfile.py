@@ -28,6 +28,7 @@ def test_every_copy_source_exists_in_the_repo_and_is_not_ignored():
     for args in copies:
         sources = [a for a in args[:-1] if not a.startswith('--')]
         for source in sources:
+            if any(c in source for c in '*?['): continue     # an optional file (e.g. dvc.loc[k]): Docker copies what matches
             assert (REPO / source).exists(), f'COPY {source}: not in the repository'
             assert source.rstrip('/') not in ignored, f'COPY {source}: excluded by .dockerignore'
 
