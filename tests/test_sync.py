@@ -33,3 +33,15 @@ def test_notebooks_are_clean(tmp_path):
     cleaned, committed = _files(copy / 'nbs', '*.ipynb'), _files(REPO / 'nbs', '*.ipynb')
     differ = sorted(n for n in cleaned if cleaned[n] != committed[n])
     assert not differ, f'nbdev_clean would change {differ}: run `make clean-notebooks` before committing'
+
+
+def test_papermill_reads_every_parameter():
+    "Each assignment of a notebook's `parameters` cell is a parameter that `papermill --help-notebook` shows (a second `=` in a comment hides it)."
+    import nbformat
+    from papermill.translators import PythonTranslator
+    for path in sorted((REPO / 'nbs').glob('*.ipynb')):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if 'parameters' not in cell.metadata.get('tags', []): continue
+            assigned = [line.split('=')[0].strip() for line in cell.source.splitlines() if line.strip() and not line.startswith('#')]
+            parsed = PythonTranslator.inspect(cell)
+            assert [p.name for p in parsed] == assigned, f'{path.name}: papermill reads {[p.name for p in parsed]}, the cell assigns {assigned}'
