@@ -121,7 +121,6 @@ def write_report(path: str | os.PathLike, content: dict | Any) -> Path:
     os.replace(partial, path)
     return path
 
-
 # %% ../nbs/00_core.ipynb #ada78b50
 def seed_everything(seed: int) -> None:
     "Seed Python's, NumPy's and, if it is imported, PyTorch's random number generators."

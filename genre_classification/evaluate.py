@@ -97,7 +97,6 @@ def write_evaluation_reports(evaluation: Evaluation, classes: list[str], split: 
     confusion = pd.DataFrame({'actual': [classes[i] for i in evaluation.track_labels], 'predicted': [classes[i] for i in predicted]})
     return [write_report(dest / 'evaluate.json', metrics), write_report(dest / 'confusion.csv', confusion)]
 
-
 # %% ../nbs/04_evaluate.ipynb #dfdc23da
 def compare_runs(experiment: str = 'genre-classification', uri: str = '', paths: ProjectPaths = ProjectPaths()) -> pd.DataFrame:
     "The runs of `experiment`: name, status, model, key settings and test metrics, best track macro-F1 first."

@@ -116,6 +116,7 @@ class ExportConfig(Settings):
     output: str = Field('', description='the ONNX file to write; empty = beside the model file')
     checkpoints_path: str = Field('checkpoints', description='where training put its checkpoints (relative = under the project)')
     reports_dir: str = Field('', description='write export.json there; empty = none')
+    # model_file, output, checkpoints_path and reports_dir: relative paths are taken below the project root
 
 def export_report(model_file, onnx_file, n_inputs: int = 8, seed: int = 0) -> dict:
     "Size of `onnx_file` and its largest probability difference from torch on `n_inputs` random inputs of the model's shape."
@@ -126,10 +127,11 @@ def export_report(model_file, onnx_file, n_inputs: int = 8, seed: int = 0) -> di
 
 def run_export(cfg: ExportConfig, paths: ProjectPaths = ProjectPaths()) -> tuple[Path, dict]:
     "Export the model `cfg` names; the ONNX file and its report (also written to `cfg.reports_dir`)."
-    source = model_file_in(cfg.model_file, cfg.model) if cfg.model_file else latest_model_file(paths.root / cfg.checkpoints_path, cfg.model)
-    onnx_file = export_onnx(source, cfg.output or None)
+    under_root = lambda p: paths.root / Path(p).expanduser()
+    source = model_file_in(under_root(cfg.model_file or cfg.checkpoints_path), cfg.model)
+    onnx_file = export_onnx(source, under_root(cfg.output) if cfg.output else None)
     report = export_report(source, onnx_file)
-    if cfg.reports_dir: write_report(paths.root / cfg.reports_dir / 'export.json', report)
+    if cfg.reports_dir: write_report(under_root(cfg.reports_dir) / 'export.json', report)
     return onnx_file, report
 
 def export_cli(model_file: str = '',          # a model file from training, or a folder of them (empty: the newest under checkpoints_path)

@@ -1014,4 +1014,3 @@ def prepare_dataset_cli(dest: str = 'data/gtzan',  # folder to fill; it will hol
                         seed: int = 0):            # built-in dataset: the same seed gives the same clips
     "Fill the pipeline's data folder: the built-in dataset, or a copy of your GTZAN's decodable tracks."
     print(prepare_dataset(dest, source, tracks_per_genre, seconds, seed))
-

@@ -379,12 +379,11 @@ def plot_confusion_matrix(y_true, y_pred, classes: list[str], title: str = 'Conf
     return fig
 
 # %% ../nbs/03_train.ipynb #11570866
-def write_train_reports(history: pd.DataFrame, test, dest: Path) -> list[Path]:
+def write_train_reports(history: pd.DataFrame, test: Evaluation, dest: Path) -> list[Path]:
     "Write `dest/train.json` (test metrics, best validation macro-F1, epochs) and `dest/learning_curve.csv` (the history)."
     metrics = {**{f'test_{k}': float(v) for k, v in test.metrics.items()},
                'best_valid_track_macro_f1': float(history.valid_track_macro_f1.max()), 'epochs': int(len(history))}
     return [write_report(dest / 'train.json', metrics), write_report(dest / 'learning_curve.csv', history)]
-
 
 # %% ../nbs/03_train.ipynb #a292e1fa
 @dataclass

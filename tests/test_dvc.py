@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 BIN = Path(sys.executable).parent
 TINY = {'data': {'source': '', 'tracks_per_genre': 3, 'seconds': 4.0, 'seed': 0},
         'train': {'model': 'small_cnn', 'criterion': 'cross_entropy', 'optimizer': 'adamw', 'lr': 0.003, 'weight_decay': 0.0001,
