@@ -33,3 +33,16 @@ def test_extraction_table_has_the_kaggle_columns(shared_data, tmp_path):
     assert table.columns.tolist()[1:len(kaggle) + 1] == kaggle         # track_id first, then Kaggle's columns in order
     assert sorted(table.track_id) == ['blues.00000', 'classical.00000', 'country.00000']
     assert np.isfinite(table[KAGGLE_FEATURES].to_numpy()).all()
+
+
+def test_processes_that_import_features_together_leave_a_sound_numba_cache(tmp_path):
+    """Three processes importing the features module at once on a cold numba cache, then a fourth that computes features:
+    without the lock, librosa's gufunc cache files could come from different processes, and the fourth would crash (numba#10128)."""
+    import os, subprocess, sys
+    for trial in range(2):
+        env = {**os.environ, 'NUMBA_CACHE_DIR': str(tmp_path / f'numba{trial}')}
+        importers = [subprocess.Popen([sys.executable, '-c', 'import genre_classification.features'], env=env) for _ in range(3)]
+        assert [p.wait() for p in importers] == [0, 0, 0]
+        user = subprocess.run([sys.executable, '-c', 'import numpy as np, librosa; y = np.random.default_rng(0).standard_normal(66150).astype("float32");'
+                               'librosa.feature.chroma_stft(y=y, sr=22050); librosa.feature.zero_crossing_rate(y)'], env=env)
+        assert user.returncode == 0, f'computing features after a concurrent first import crashed (exit {user.returncode})'
