@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['GENRES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig', 'project_root', 'ProjectPaths', 'sha1_file',
-           'fingerprint', 'write_report', 'seed_everything', 'pick_device', 'default_workers', 'map_in_processes',
-           'run_command']
+__all__ = ['GENRES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig', 'project_root', 'ProjectPaths', 'user_cache',
+           'sha1_file', 'fingerprint', 'write_report', 'seed_everything', 'pick_device', 'default_workers',
+           'map_in_processes', 'run_command']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
 GENRES = ['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']
@@ -97,6 +97,11 @@ class ProjectPaths(Settings):
     def models(self) -> Path: return self.root / 'models'
     @property
     def checkpoints(self) -> Path: return self.root / 'checkpoints'
+
+# %% ../nbs/00_core.ipynb #ce561438
+def user_cache() -> Path:
+    "Where models and weights made for a plain install are kept: $XDG_CACHE_HOME (or ~/.cache)/genre_classification."
+    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'genre_classification'
 
 # %% ../nbs/00_core.ipynb #e528424e
 def sha1_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:

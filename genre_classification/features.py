@@ -20,10 +20,10 @@ from .data import SAMPLE_RATE, find_tracks, load_audio, stream_audio, track_id_o
 # %% auto #0
 __all__ = ['LIBROSA_GUFUNC_MODULES', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'compile_librosa_gufuncs',
            'median_filter_1d', 'hpss_parts', 'kaggle_features', 'feature_mismatches', 'clip_feature_rows',
-           'extract_features', 'read_feature_table', 'log_mel', 'stream_log_mel', 'segment_input', 'window',
-           'track_windows', 'spectrogram_key', 'cache_file', 'cached_log_mel', 'build_log_mel_cache',
-           'spectrogram_image', 'read_spectrogram_image', 'image_name', 'create_image_features', 'extract_features_cli',
-           'create_image_features_from_audio']
+           'extract_features', 'read_feature_table', 'power_to_db', 'log_mel', 'stream_mel_power', 'stream_log_mel',
+           'segment_input', 'window', 'track_windows', 'spectrogram_key', 'cache_file', 'cached_log_mel',
+           'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image', 'image_name', 'create_image_features',
+           'extract_features_cli', 'create_image_features_from_audio']
 
 # %% ../nbs/02_features.ipynb #938ecc2a
 LIBROSA_GUFUNC_MODULES = ('librosa.util.utils', 'librosa.core.audio', 'librosa.core.pitch')
@@ -171,24 +171,25 @@ def read_feature_table(path) -> pd.DataFrame:
 def _mel_basis(cfg: AudioConfig) -> np.ndarray:
     return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
 
-def _power_frames_to_db(power: np.ndarray, cfg: AudioConfig) -> np.ndarray:
-    return librosa.power_to_db(_mel_basis(cfg) @ power, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
+def power_to_db(mel_power: np.ndarray) -> np.ndarray:
+    "Mel power in dB re full scale, floor -100 dB, float32."
+    return librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
 
 def log_mel(y: np.ndarray, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     "Log-mel spectrogram (n_mels × frames, dB re full scale, floor -100 dB) of mono signal `y`, frames centred on hops."
     power = np.abs(librosa.stft(np.asarray(y, np.float32), n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True, pad_mode='constant')) ** 2
-    return _power_frames_to_db(power, cfg)
+    return power_to_db(_mel_basis(cfg) @ power)
 
 # %% ../nbs/02_features.ipynb #567d2417
-def stream_log_mel(blocks: Iterable[np.ndarray], cfg: AudioConfig = AudioConfig()) -> Iterator[np.ndarray]:
-    "Log-mel frames of a signal given as consecutive blocks; the chunks concatenate to `log_mel` of the whole signal."
+def stream_mel_power(blocks: Iterable[np.ndarray], cfg: AudioConfig = AudioConfig()) -> Iterator[np.ndarray]:
+    "Mel power frames (mels × frames) of a signal given as consecutive blocks, as a centred STFT of the whole signal gives them."
     n_fft, hop = cfg.n_fft, cfg.hop_length
     buffer = np.zeros(n_fft // 2, np.float32)                     # the start padding of a centred STFT
     def frames(buf):
         n = 1 + (len(buf) - n_fft) // hop if len(buf) >= n_fft else 0
         if n == 0: return None, buf
         power = np.abs(librosa.stft(buf[:(n - 1) * hop + n_fft], n_fft=n_fft, hop_length=hop, center=False)) ** 2
-        return _power_frames_to_db(power, cfg), buf[n * hop:]
+        return _mel_basis(cfg) @ power, buf[n * hop:]
     total = 0
     for block in blocks:
         total += len(block)
@@ -198,6 +199,10 @@ def stream_log_mel(blocks: Iterable[np.ndarray], cfg: AudioConfig = AudioConfig(
     n_done = (total + n_fft // 2 - len(buffer)) // hop
     chunk, _ = frames(np.concatenate([buffer, np.zeros(n_fft // 2, np.float32)]))
     if chunk is not None: yield chunk[:, : 1 + total // hop - n_done]
+
+def stream_log_mel(blocks: Iterable[np.ndarray], cfg: AudioConfig = AudioConfig()) -> Iterator[np.ndarray]:
+    "Log-mel frames of a signal given as consecutive blocks; the chunks concatenate to `log_mel` of the whole signal."
+    for power in stream_mel_power(blocks, cfg): yield power_to_db(power)
 
 # %% ../nbs/02_features.ipynb #e2ad79ec
 def segment_input(spec: np.ndarray, top_db: float = 80.0) -> np.ndarray:

@@ -12,14 +12,14 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from .core import AudioConfig, BadInputError, ProjectPaths
+from .core import AudioConfig, BadInputError, ProjectPaths, user_cache
 from .data import AUDIO_EXTENSIONS, stream_audio
 from .features import kaggle_features, segment_input, stream_log_mel, window
 
 # %% auto #0
 __all__ = ['DEFAULT_MODEL_NAME', 'logmel_windows', 'sample_windows', 'feature_windows', 'Predictor', 'FilePrediction',
-           'predict_file', 'audio_files', 'predict_paths', 'format_results', 'user_cache', 'default_model_file',
-           'predictors', 'predictors_cli']
+           'predict_file', 'audio_files', 'predict_paths', 'format_results', 'default_model_file', 'predictors',
+           'predictors_cli']
 
 # %% ../nbs/06_predict.ipynb #ef529389
 def logmel_windows(blocks: Iterable[np.ndarray], audio: AudioConfig) -> Iterator[np.ndarray]:
@@ -167,11 +167,6 @@ def format_results(results: list[FilePrediction], predictor: Predictor, fmt: str
 
 # %% ../nbs/06_predict.ipynb #5537efae
 DEFAULT_MODEL_NAME = 'gtzan_features_mlp.onnx'
-
-def user_cache() -> Path:
-    "Where models made for a plain install are kept: $XDG_CACHE_HOME (or ~/.cache)/genre_classification."
-    import os
-    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'genre_classification'
 
 def default_model_file(make: bool = True) -> Path:
     "The real-music default model: the project's models/ copy, else the user cache's, trained there on first use."
