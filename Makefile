@@ -18,13 +18,15 @@ $(STAMP): setup.py settings.ini
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
-# The main job (the CNN on the built-in dataset), then the real-music feature model; both exported to ONNX in models/.
+# The main job (the CNN on the built-in dataset), then the real-music model (the feature MLP, and the pretrained musicnn
+# tagger whose weights are fetched once from PyPI's musicnn wheel), all exported to ONNX in models/.
 train: install
 	mkdir -p $(RUNS) models
 	$(BIN)/papermill nbs/03_train.ipynb $(RUNS)/03_train.ipynb -p model resnet18
 	$(BIN)/pipeline export --model resnet18 --output models/resnet18.onnx
 	$(BIN)/pipeline train-using-audio-features
 	$(BIN)/pipeline export --model feature_mlp --output models/gtzan_features_mlp.onnx
+	$(BIN)/pipeline build-real-music-model --models_dir models
 
 test: install test-sync test-notebooks test-pytest
 

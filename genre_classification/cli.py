@@ -22,6 +22,7 @@ COMMANDS = {
     'train-using-audio-features': ('genre_classification.train', 'train_using_audio_features', 'train the MLP on Kaggle features'),
     'evaluate': ('genre_classification.evaluate', 'evaluate_cli', 'per-genre metrics of a trained model on a split'),
     'export': ('genre_classification.export', 'export_cli', 'export a trained model to ONNX'),
+    'build-real-music-model': ('genre_classification.predict', 'build_real_music_model_cli', "predictors' default: the musicnn tagger + the feature MLP"),
     'tune': ('genre_classification.tune', 'tune_cli', 'an Optuna study in this process (see also `worker`)'),
     'monitor': ('genre_classification.monitor', 'monitor_cli', 'data drift of new audio against the training data (exit 1: drift)'),
 }

@@ -24,6 +24,9 @@ META_KEY = 'genre_classification'
 def _example_input(meta: dict):
     import torch
     if meta['input_kind'] == 'kaggle_features': return torch.zeros(2, len(meta['features']))
+    if meta['input_kind'] == 'musicnn_patches':
+        from genre_classification.pretrained import MUSICNN_PATCH_FRAMES
+        return torch.zeros(2, MUSICNN_PATCH_FRAMES, meta['audio']['n_mels'])
     from genre_classification.core import AudioConfig
     audio = AudioConfig(**meta['audio'])
     return torch.zeros(2, 1, audio.n_mels, audio.segment_frames)

@@ -15,8 +15,8 @@ from .core import BadInputError, GENRES
 
 # %% auto #0
 __all__ = ['TORCHVISION_MODELS', 'MODEL_NAMES', 'INPUT_KINDS', 'SmallCNN', 'adapt_input_channels', 'replace_head', 'PadToMinSize',
-           'cached_weights_file', 'build_model', 'predict_windows', 'FeatureMLP', 'FeatureEnsemble', 'model_from_meta',
-           'load_model']
+           'cached_weights_file', 'build_model', 'predict_windows', 'FeatureMLP', 'FeatureEnsemble', 'probe_head',
+           'MusicnnProbe', 'model_from_meta', 'load_model']
 
 # %% ../nbs/03_models.ipynb #7f08bcfc
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -126,14 +126,31 @@ class FeatureEnsemble(nn.Module):
         probs = torch.stack([F.softmax(m(x), dim=1) for m in self.members]).mean(0)
         return torch.log(probs.clamp_min(1e-12))
 
+# %% ../nbs/03_models.ipynb #ad0b4848
+def probe_head(n_in: int = 400, n_classes: int = len(GENRES), hidden: int = 128, dropout: float = 0.3) -> nn.Sequential:
+    "The trainable part of `MusicnnProbe`: embeddings in, genre logits out."
+    return nn.Sequential(nn.BatchNorm1d(n_in), nn.Linear(n_in, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+class MusicnnProbe(nn.Module):
+    "Frozen musicnn taggers (both) and a trained head: genre logits for each 187×96 log-mel patch."
+    def __init__(self, n_classes: int = len(GENRES), hidden: int = 128, dropout: float = 0.3):
+        super().__init__()
+        from genre_classification.musicnn import MUSICNN_TAGS, Musicnn, MusicnnPair
+        self.backbone = MusicnnPair({m: Musicnn(tags) for m, tags in MUSICNN_TAGS.items()})
+        self.head = probe_head(400, n_classes, hidden, dropout)
+    def train(self, mode: bool = True):
+        super().train(mode); self.backbone.eval(); return self      # the pretrained part never trains
+    def forward(self, x): return self.head(self.backbone(x)[-1])
+
 # %% ../nbs/03_models.ipynb #cad6d99d
-INPUT_KINDS = ('logmel', 'image', 'kaggle_features')
+INPUT_KINDS = ('logmel', 'image', 'kaggle_features', 'musicnn_patches')
 
 def model_from_meta(meta: dict) -> nn.Module:
     "An untrained model of the architecture that checkpoint metadata `meta` describes."
     if meta['input_kind'] == 'kaggle_features':
         return FeatureEnsemble([FeatureMLP(len(meta['features']), len(meta['classes']), tuple(meta['hidden']), meta['dropout'])
                                 for _ in range(meta['ensemble'])])
+    if meta['input_kind'] == 'musicnn_patches': return MusicnnProbe(len(meta['classes']), meta['hidden'], meta['dropout'])
     return build_model(meta['model'], len(meta['classes']))
 
 def load_model(path) -> tuple[nn.Module, dict]:

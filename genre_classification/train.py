@@ -25,23 +25,28 @@ from .core import (AudioConfig, BadInputError, GENRES, ProjectPaths, Settings, c
 from .data import find_images, find_tracks, split_tracks
 from .features import (KAGGLE_FEATURES, build_log_mel_cache, read_feature_table, read_spectrogram_image,
                                            segment_input, track_windows, window)
-from .models import MODEL_NAMES, FeatureEnsemble, FeatureMLP, build_model, predict_windows
+from .models import MODEL_NAMES, FeatureEnsemble, FeatureMLP, MusicnnProbe, build_model, predict_windows, probe_head
+from .musicnn import build_embedding_cache, load_musicnn
+from .pretrained import MUSICNN_AUDIO, MUSICNN_MODELS
 from .synth import is_synthetic_dataset, make_default_dataset
 
 # %% auto #0
-__all__ = ['LOSSES', 'TrainConfig', 'resolve_path', 'Dist', 'init_distributed', 'gather', 'TrackSet', 'audio_trackset',
-           'image_trackset', 'epoch_plan', 'spec_augment', 'mixup', 'WindowDataset', 'focal_loss', 'make_optimizer',
-           'make_schedule', 'classification_metrics', 'Evaluation', 'evaluate', 'save_atomically', 'rng_states',
-           'set_rng_states', 'tracking_uri', 'set_experiment', 'git_commit', 'mlflow_run', 'plot_learning_curve',
-           'plot_confusion_matrix', 'write_train_reports', 'TrainResult', 'train', 'packaged_feature_table',
-           'FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines',
-           'FeatureResult', 'train_feature_model', 'train_using_original_audios', 'train_using_image_features',
-           'train_using_audio_features']
+__all__ = ['PROBE_MODEL', 'LOSSES', 'PROBE_HIDDEN', 'PROBE_DROPOUT', 'TrainConfig', 'resolve_path', 'Dist', 'init_distributed',
+           'gather', 'TrackSet', 'dataset_root', 'audio_trackset', 'image_trackset', 'epoch_plan', 'spec_augment',
+           'mixup', 'WindowDataset', 'focal_loss', 'make_optimizer', 'make_schedule', 'classification_metrics',
+           'Evaluation', 'evaluate', 'evaluation_of', 'save_atomically', 'rng_states', 'set_rng_states', 'tracking_uri',
+           'set_experiment', 'git_commit', 'mlflow_run', 'plot_learning_curve', 'plot_confusion_matrix',
+           'write_train_reports', 'TrainResult', 'train', 'probe_trackset', 'evaluate_probe', 'probe_model',
+           'train_probe', 'packaged_feature_table', 'FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix',
+           'baseline_models', 'compare_with_baselines', 'FeatureResult', 'train_feature_model',
+           'train_using_original_audios', 'train_using_image_features', 'train_using_audio_features']
 
 # %% ../nbs/03_train.ipynb #69853231
+PROBE_MODEL = 'musicnn_probe'
+
 class TrainConfig(Settings):
     "Every setting of a training run, validated."
-    model: Literal[tuple(MODEL_NAMES)] = Field('resnet18', description='network architecture')
+    model: Literal[(*MODEL_NAMES, PROBE_MODEL)] = Field('resnet18', description="network architecture; musicnn_probe: a head on pretrained musicnn embeddings")
     criterion: Literal['cross_entropy', 'label_smoothing', 'kldiv', 'focal'] = Field('cross_entropy', description='loss function')
     optimizer: Literal['sgd', 'adam', 'adamw', 'rmsprop'] = Field('adamw', description='optimiser (sdg is read as sgd)')
     lr: float = Field(1e-3, gt=0, le=10, description='peak learning rate')
@@ -133,15 +138,20 @@ def _classes_of(tracks: pd.DataFrame) -> list[str]:
     return [g for g in GENRES if g in set(tracks.genre)]
 
 # %% ../nbs/03_train.ipynb #4a62ba7d
-def audio_trackset(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress: bool = True) -> TrackSet:
-    "The tracks of `cfg.data_dir` (or the built-in dataset), split, with their log-mels from the cache."
+def dataset_root(cfg: TrainConfig, paths: ProjectPaths, progress: bool = True) -> tuple[Path, str, bool]:
+    "The audio folder of `cfg` (the built-in dataset, made if needed, when `data_dir` is empty), what it is, and whether it is synthetic."
     if cfg.data_dir: root, source = resolve_path(cfg.data_dir, paths), f'audio in {cfg.data_dir}'
     else:
         root = make_default_dataset(paths.default_dataset, cfg.default_tracks_per_genre, cfg.default_clip_seconds, progress=progress)
         source = f'the built-in synthetic dataset ({cfg.default_tracks_per_genre} tracks per genre, {cfg.default_clip_seconds:g} s)'
-    tracks = split_tracks(find_tracks(root), cfg.split, cfg.seed)
     synthetic = is_synthetic_dataset(root)
     if synthetic and cfg.data_dir: source += ' (the built-in synthetic music)'
+    return root, source, synthetic
+
+def audio_trackset(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress: bool = True) -> TrackSet:
+    "The tracks of `cfg.data_dir` (or the built-in dataset), split, with their log-mels from the cache."
+    root, source, synthetic = dataset_root(cfg, paths, progress)
+    tracks = split_tracks(find_tracks(root), cfg.split, cfg.seed)
     audio = cfg.audio()
     tracks = build_log_mel_cache(tracks, audio, paths.cache, progress=progress)
     specs = [np.load(f) for f in tracks.cache_file]
@@ -269,7 +279,10 @@ def evaluate(model: nn.Module, data: TrackSet, split: str, device: str = 'cpu', 
     for r in mine:
         probs = predict_windows(model, track_windows(data.load(r), data.audio.segment_frames, data.audio.top_db), device)
         parts.append((int(r), probs))
-    parts = sorted((p for ps in gather(parts, d) for p in ps), key=lambda p: p[0])
+    return evaluation_of(sorted((p for ps in gather(parts, d) for p in ps), key=lambda p: p[0]), data)
+
+def evaluation_of(parts: list[tuple[int, np.ndarray]], data: TrackSet) -> Evaluation:
+    "The `Evaluation` of scored tracks: `(row, window probabilities)` pairs; a track's answer is the mean of its windows'."
     labels = data.tracks.label.values
     ev = Evaluation([data.tracks.track_id.iloc[r] for r, _ in parts], np.array([labels[r] for r, _ in parts]),
                     np.stack([p.mean(0) for _, p in parts]), np.concatenate([[labels[r]] * len(p) for r, p in parts]),
@@ -427,6 +440,7 @@ def _train_epoch(model, loader, opt, sched, loss_fn, cfg: TrainConfig, epoch: in
 def train(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), data: TrackSet | None = None, progress: bool = True,
           log_to_mlflow: bool = True, on_epoch: Callable[[int, dict], None] | None = None, tags: dict | None = None) -> TrainResult:
     "Train `cfg.model` on spectrogram windows as `cfg` says; checkpoints, MLflow logging and a test evaluation."
+    if cfg.model == PROBE_MODEL: return train_probe(cfg, paths, progress, log_to_mlflow, on_epoch, tags)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     d = init_distributed(device)
@@ -497,6 +511,93 @@ def train(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), data: TrackSet
                 mlflow.log_artifact(str(run_dir / 'model.pt'), artifact_path='model')
             if cfg.reports_dir: write_train_reports(hist, test, resolve_path(cfg.reports_dir, paths))
     return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run_id, cfg)
+
+# %% ../nbs/03_train.ipynb #8b185764
+def probe_trackset(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress: bool = True) -> TrackSet:
+    "The tracks of `cfg.data_dir` (or the built-in dataset), split, with their musicnn patch embeddings (patches × 400) from the cache."
+    root, source, synthetic = dataset_root(cfg, paths, progress)
+    tracks = build_embedding_cache(split_tracks(find_tracks(root), cfg.split, cfg.seed), paths.cache, progress=progress)
+    embeddings = [np.load(f) for f in tracks.embedding_file]
+    classes = _classes_of(tracks)
+    return TrackSet(_with_labels(tracks, classes), embeddings.__getitem__, classes, MUSICNN_AUDIO, 'musicnn_patches',
+                    fingerprint(Path(f).stem for f in tracks.embedding_file), source, synthetic)
+
+@torch.no_grad()
+def evaluate_probe(head: nn.Module, data: TrackSet, split: str) -> Evaluation:
+    "Score every track of `split` by its patches' embeddings; metrics per patch and per track."
+    head.eval()
+    return evaluation_of([(int(r), F.softmax(head(torch.as_tensor(data.load(r))), dim=1).numpy()) for r in data.indices(split)], data)
+
+# %% ../nbs/03_train.ipynb #1d1d8b9b
+def _probe_epoch(head, X, Y, opt, sched, loss_fn, cfg: TrainConfig, gen: torch.Generator) -> float:
+    "One pass of the head over training embeddings `X` (targets `Y`, one-hot); the mean loss."
+    head.train()
+    total, count = 0.0, 0
+    for idx in torch.randperm(len(X), generator=gen).split(cfg.batch_size):
+        if len(idx) < 2: sched.step(); continue
+        loss = loss_fn(head(X[idx]), Y[idx])
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        total += loss.item() * len(idx); count += len(idx)
+    return total / max(count, 1)
+
+def probe_model(head: nn.Module, n_classes: int) -> MusicnnProbe:
+    "The frozen musicnn taggers with their published weights and the trained `head`, as one model."
+    probe = MusicnnProbe(n_classes)
+    for net, name in zip(probe.backbone.nets, probe.backbone.names): net.load_state_dict(load_musicnn(name).state_dict())
+    probe.head.load_state_dict(head.state_dict())
+    return probe.eval()
+
+# %% ../nbs/03_train.ipynb #ecc479fb
+PROBE_HIDDEN, PROBE_DROPOUT = 128, 0.3
+
+def train_probe(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress: bool = True, log_to_mlflow: bool = True,
+                on_epoch: Callable[[int, dict], None] | None = None, tags: dict | None = None) -> TrainResult:
+    "Train a head on musicnn embeddings of `cfg`'s tracks; MLflow logging, a test evaluation and a self-contained `model.pt`."
+    seed_everything(cfg.seed)
+    data = probe_trackset(cfg, paths, progress)
+    train_rows, n_classes = data.indices('train'), len(data.classes)
+    if len(train_rows) == 0 or len(data.indices('valid')) == 0: raise BadInputError('the split left no training or no validation tracks')
+    X = torch.as_tensor(np.concatenate([data.load(r) for r in train_rows]))
+    y = torch.as_tensor(np.concatenate([[data.tracks.label.values[r]] * len(data.load(r)) for r in train_rows]))
+    head = probe_head(X.shape[1], n_classes, PROBE_HIDDEN, PROBE_DROPOUT)
+    opt = make_optimizer(cfg.optimizer, head.parameters(), cfg.lr, cfg.weight_decay)
+    sched = make_schedule(cfg.schedule, opt, cfg.lr, cfg.epochs * math.ceil(len(X) / cfg.batch_size))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    run_dir = resolve_path(cfg.checkpoints_path, paths) / f'{cfg.model}-{cfg.run_key()}'
+    meta = {'model': PROBE_MODEL, 'classes': data.classes, 'input_kind': 'musicnn_patches', 'audio': MUSICNN_AUDIO.model_dump(),
+            'hidden': PROBE_HIDDEN, 'dropout': PROBE_DROPOUT, 'pretrained': 'musicnn 0.1.0 MTT_musicnn + MSD_musicnn (ISC licence)',
+            'trained_on': data.source, 'synthetic_only': data.synthetic, 'dataset_fingerprint': data.fingerprint, 'config': cfg.model_dump()}
+    tags = {'dataset_fingerprint': data.fingerprint, 'dataset': data.source, 'git_commit': git_commit(paths.root), 'run_dir': str(run_dir), **(tags or {})}
+    history, best, best_state = [], -1.0, None
+    with mlflow_run(cfg, paths, None, tags, enabled=log_to_mlflow, run_name=run_dir.name) as run:
+        import mlflow
+        if run: mlflow.log_params({**cfg.model_dump(), 'n_train_tracks': len(train_rows), 'n_train_patches': len(X)})
+        for epoch in range(cfg.epochs):
+            loss = _probe_epoch(head, X, F.one_hot(y, n_classes).float(), opt, sched, LOSSES[cfg.criterion], cfg, gen)
+            valid = evaluate_probe(head, data, 'valid')
+            row = {'epoch': epoch + 1, 'train_loss': loss, 'lr': sched.get_last_lr()[0], 'samples_seen': len(X),
+                   **{f'valid_{k}': v for k, v in valid.metrics.items()}}
+            history.append(row)
+            print(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.3f}, valid accuracy {valid.metrics['segment_accuracy']:.3f} per patch, "
+                  f"{valid.metrics['track_accuracy']:.3f} per track", flush=True)
+            if run: mlflow.log_metrics({k: v for k, v in row.items() if k != 'epoch'}, step=epoch + 1)
+            if valid.metrics['track_macro_f1'] > best:
+                best, best_state = valid.metrics['track_macro_f1'], {k: v.detach().clone() for k, v in head.state_dict().items()}
+            if on_epoch: on_epoch(epoch + 1, row)
+        head.load_state_dict(best_state)
+        test = evaluate_probe(head, data, 'test' if len(data.indices('test')) else 'valid')
+        hist = pd.DataFrame(history)
+        meta['mlflow_run_id'] = run.info.run_id if run else ''
+        save_atomically({'model': probe_model(head, n_classes).state_dict(), 'meta': meta}, run_dir / 'model.pt')
+        if run:
+            import matplotlib.pyplot as plt
+            mlflow.log_metrics({f'test_{k}': v for k, v in test.metrics.items()})
+            for name, fig in [('learning_curve.png', plot_learning_curve(hist)),
+                              ('confusion_matrix.png', plot_confusion_matrix(test.track_labels, test.track_probs.argmax(1), data.classes))]:
+                mlflow.log_figure(fig, name); plt.close(fig)
+            mlflow.log_artifact(str(run_dir / 'model.pt'), artifact_path='model')
+        if cfg.reports_dir: write_train_reports(hist, test, resolve_path(cfg.reports_dir, paths))
+    return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run.info.run_id if run else None, cfg)
 
 # %% ../nbs/03_train.ipynb #3a48ef41
 def packaged_feature_table() -> Path:
@@ -632,7 +733,7 @@ def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths = ProjectPa
 
 # %% ../nbs/03_train.ipynb #916e7d56
 def _cnn_options(
-    model: str = 'resnet18',                   # small_cnn, resnet18, resnet34, resnet50, vgg16, alexnet, densenet121, efficientnet_b0, mobilenet_v3_small
+    model: str = 'resnet18',                   # small_cnn, resnet18, resnet34, resnet50, vgg16, alexnet, densenet121, efficientnet_b0, mobilenet_v3_small, musicnn_probe
     criterion: str = 'cross_entropy',          # cross_entropy, label_smoothing, kldiv or focal
     optimizer: str = 'adamw',                  # sgd (or sdg), adam, adamw or rmsprop
     lr: float = 1e-3,                          # peak learning rate
