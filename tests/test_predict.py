@@ -11,7 +11,8 @@ import soundfile as sf
 from genre_classification.core import GENRES, ProjectPaths
 from genre_classification.data import ffmpeg_executable
 from genre_classification.export import export_onnx
-from genre_classification.predict import Predictor, predict_file, predict_paths, predictors
+from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, make_real_music_model, open_predictor, predict_file,
+                                          predict_paths, predictors)
 from genre_classification.synth import make_default_dataset, synth_track
 from genre_classification.train import FeatureTrainConfig, TrainConfig, packaged_feature_table, train, train_feature_model
 
@@ -109,15 +110,47 @@ def test_a_ten_minute_stereo_mp3_in_bounded_memory(tmp_path, cnn_onnx):
     assert int(peaks[600]) - int(peaks[30]) < 100
 
 
-def test_the_real_music_model_names_real_gtzan_clips(tmp_path, shared_data):
-    "The feature MLP trained on the real table WITHOUT the three clips' rows names their genres."
+@pytest.fixture(scope='module')
+def features_without_clips(tmp_path_factory) -> Path:
+    "The feature MLP trained on the real table WITHOUT the three shared clips' rows, exported to ONNX."
+    root = tmp_path_factory.mktemp('features')
     table = pd.read_csv(packaged_feature_table())
     held_out = ['blues.00000.au', 'classical.00000.au', 'country.00000.au']
-    table[~table.filename.isin(held_out)].to_csv(tmp_path / 'without.csv', index=False)
-    result = train_feature_model(FeatureTrainConfig(features_csv=str(tmp_path / 'without.csv'), split='random',
-                                                    checkpoints_path=str(tmp_path / 'ck')), ProjectPaths(root=tmp_path), log_to_mlflow=False)
-    predictor = Predictor(export_onnx(result.model_file, tmp_path / 'features.onnx'))
+    table[~table.filename.isin(held_out)].to_csv(root / 'without.csv', index=False)
+    result = train_feature_model(FeatureTrainConfig(features_csv=str(root / 'without.csv'), split='random',
+                                                    checkpoints_path=str(root / 'ck')), ProjectPaths(root=root), log_to_mlflow=False)
+    return export_onnx(result.model_file, root / 'models' / FEATURE_MODEL_NAME)
+
+
+def test_the_feature_model_names_real_gtzan_clips(features_without_clips, shared_data):
+    "The feature MLP trained on the real table without the three clips' rows names their genres."
+    predictor = Predictor(features_without_clips)
     assert 'synthetic' not in predictor.describe()
     answers = {Path(r.path).parent.name: r for r in predict_paths([shared_data / 'gtzan_clips'], predictor)}
     print({g: r.top_k for g, r in answers.items()})
     assert {g: r.genre for g, r in answers.items()} == {'blues': 'blues', 'classical': 'classical', 'country': 'country'}
+
+
+def test_the_real_music_model_names_real_gtzan_clips_and_explains(features_without_clips, shared_data):
+    "musicnn's genre tags with the feature MLP (trained without these clips): right genres, and the tags behind them."
+    manifest = make_real_music_model(features_without_clips.parent)
+    predictor = open_predictor(manifest)
+    assert 'musicnn genre tags' in predictor.describe() and 'synthetic' not in predictor.describe()
+    answers = {Path(r.path).parent.name: r for r in predict_paths([shared_data / 'gtzan_clips'], predictor)}
+    print({g: (r.top_k, r.tags) for g, r in answers.items()})
+    assert {g: r.genre for g, r in answers.items()} == {'blues': 'blues', 'classical': 'classical', 'country': 'country'}
+    assert answers['classical'].tags[0] == ('classical (MTT)', pytest.approx(0.81, abs=0.01))
+    files = [str(f) for f in sorted((shared_data / 'audio_formats').iterdir()) if f.suffix != '.txt']
+    done = subprocess.run(['predictors', *files, '--model', str(manifest), '--explain'], capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count('top tags:') == len(files) and done.stdout.count('genre evidence:') == len(files)
+    done = subprocess.run(['predictors', files[0], '--model', str(manifest), '--format', 'json'], capture_output=True, text=True, env=ENV)
+    [record] = json.loads(done.stdout)
+    assert len(record['tags']) == 5 and set(record['genre_evidence']) == set(GENRES) and record['genre'] in GENRES
+
+
+def test_a_broken_real_music_model_is_a_one_line_error(tmp_path, features_without_clips):
+    (tmp_path / 'real_music.json').write_text('{"kind": "something else"}')
+    done = subprocess.run(['predictors', str(tmp_path), '--model', str(tmp_path / 'real_music.json')], capture_output=True, text=True, env=ENV)
+    assert done.returncode == 2 and "'kind' should be 'tags+features'" in done.stderr and 'Traceback' not in done.stderr
+    with pytest.raises(Exception, match='export the feature model first'): make_real_music_model(tmp_path)
