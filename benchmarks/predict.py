@@ -1,7 +1,9 @@
 """Prediction speed on this machine's CPU: prints its figures (no pass/fail).
 
 For a 30-second clip: decode, log-mel windows and model time separately; onnxruntime vs torch eager on the same weights
-at batch 1 and 32; end-to-end time per clip after warm-up; files per second for a folder of 100 clips.
+at batch 1 and 32; end-to-end time per clip after warm-up; files per second for a folder of 100 clips. Then the pretrained
+musicnn tagger (both models, ONNX) and the real-music default model (tagger + feature MLP): a 30 s clip end to end,
+files per second over the same folder, and this process's peak memory.
 
     .venv/bin/python benchmarks/predict.py [--model resnet18] [--clips 100] [--threads N]
 """
@@ -16,7 +18,8 @@ from genre_classification.core import AudioConfig, GENRES, project_root
 from genre_classification.data import load_audio, stream_audio
 from genre_classification.export import export_onnx, latest_model_file
 from genre_classification.models import build_model
-from genre_classification.predict import Predictor, logmel_windows, predict_file, predict_paths
+from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, logmel_windows, make_feature_model, make_real_music_model,
+                                          open_predictor, predict_file, predict_paths)
 from genre_classification.synth import synth_track
 
 
@@ -86,6 +89,38 @@ def main():
     t = time.perf_counter(); results = predict_paths([folder], onnx_pred, progress=False); elapsed = time.perf_counter() - t
     assert all(r.error is None for r in results)
     print(f'folder of {a.clips} clips of 30 s: {elapsed:.1f} s, {a.clips / elapsed:.1f} files/s (one process)')
+    real_music(clip, folder, work, a.clips)
+
+
+def real_music(clip: Path, folder: Path, work: Path, n_clips: int) -> None:
+    "The musicnn tagger alone and the real-music default (tagger + feature MLP), end to end, on the same clip and folder."
+    make_feature_model(work / 'real' / FEATURE_MODEL_NAME)        # trained here (seconds) so that no user cache is touched
+    real = open_predictor(make_real_music_model(work / 'real'))
+    tags = timed(lambda: real.tag_activations(clip), repeat=10)
+    n_patches = len(real.tag_activations(clip))
+    both = timed(lambda: predict_file(clip, real), repeat=10)
+    print(f'\nmusicnn tagger (MTT + MSD, ONNX), one 30 s clip end to end (decode at 16 kHz, {n_patches} log-mel patches, both taggers): '
+          f'{tags * 1000:.1f} ms (target < 250 ms)')
+    print(f'real-music default (tagger + Kaggle features + feature MLP), one 30 s clip end to end: {both * 1000:.1f} ms')
+    for name, fn in [('tagger alone', lambda f: real.tag_activations(f)), ('real-music default', lambda f: predict_file(f, real))]:
+        files = sorted(folder.iterdir())
+        t = time.perf_counter()
+        for f in files: fn(f)
+        elapsed = time.perf_counter() - t
+        print(f'folder of {n_clips} clips of 30 s, {name}: {elapsed:.1f} s, {n_clips / elapsed:.1f} files/s (one process)')
+    import subprocess
+    predictors = Path(sys.executable).parent / 'predictors'
+    # a small helper process runs the command and reports its child's peak memory: measured from here, a child forked from
+    # this large process would count the pages it shared with us before its exec
+    helper = ('import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); '
+              'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)')
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, '-c', helper, str(predictors), str(folder), '--model', str(real.model_file), '--format', 'csv'],
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    assert done.returncode == 0, done.stderr[-2000:]
+    print(f'`predictors` command, real-music default, the same folder: {elapsed:.1f} s with start-up, {n_clips / elapsed:.1f} files/s; '
+          f'peak memory {int(done.stdout.split()[-1]) / 1024:.0f} MB')
 
 
 if __name__ == '__main__':
