@@ -11,6 +11,11 @@
 #   docker run --rm genre-classification                                   # pipeline --help
 #   docker run --rm -v $PWD/runs:/app/runs genre-classification papermill nbs/03_train.ipynb runs/03_train.ipynb -p model resnet18
 #   docker run --rm -v ~/Music:/music genre-classification predictors /music
+#   docker run --rm -p 5001:5001 genre-classification pipeline serve --host 0.0.0.0       # HTTP: POST /invocations (MLflow)
+#   docker run --rm -p 7860:7860 genre-classification pipeline app --host 0.0.0.0         # the web demo
+# (serve and predictors make the real-music model on first start when the image holds none: the musicnn weights come
+# from PyPI then; mount a models/ and mlruns/ from `make train` to skip that.) MLflow's own image of the registered
+# model: `mlflow models build-docker -m models:/genre-classifier/latest -n genre-classifier`.
 
 FROM python:3.11-slim AS base
 RUN apt-get update \
@@ -27,7 +32,7 @@ FROM awscli AS dl_pipelines
 COPY settings.ini setup.py README.md ./
 COPY genre_classification ./genre_classification
 # CPU wheels of torch (the image has no GPU runtime); everything else from PyPI.
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[train,dvc]"
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[train,dvc,app]"
 COPY nbs ./nbs
 COPY .dvc ./.dvc
 # dvc.lock names the data and checkpoints of your last `dvc repro`; it is optional: the pattern dvc.loc[k] may match
@@ -40,4 +45,5 @@ RUN --mount=type=secret,id=aws_config,target=/root/.aws/config \
     if [ -f dvc.lock ]; then dvc pull --no-run-cache; fi
 RUN useradd --create-home --uid 1000 app && mkdir -p data runs models checkpoints mlruns && chown -R app /app
 USER app
+EXPOSE 5001 7860
 CMD ["pipeline", "--help"]

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Runs and outputs of the main job (git-ignored).
 RUNS := runs
 
-.PHONY: install train test test-sync test-notebooks test-pytest bench clean-notebooks repro
+.PHONY: install train test test-sync test-notebooks test-pytest bench clean-notebooks repro app serve
 
 install: $(STAMP)
 
@@ -19,7 +19,8 @@ $(STAMP): setup.py settings.ini
 	touch $(STAMP)
 
 # The main job (the CNN on the built-in dataset), then the real-music model (the feature MLP, and the pretrained musicnn
-# tagger whose weights are fetched once from PyPI's musicnn wheel), all exported to ONNX in models/.
+# tagger whose weights are fetched once from PyPI's musicnn wheel), all exported to ONNX in models/; the real-music
+# model is registered in MLflow's local registry as genre-classifier, for `make serve`.
 train: install
 	mkdir -p $(RUNS) models
 	$(BIN)/papermill nbs/03_train.ipynb $(RUNS)/03_train.ipynb -p model resnet18
@@ -27,6 +28,7 @@ train: install
 	$(BIN)/pipeline train-using-audio-features
 	$(BIN)/pipeline export --model feature_mlp --output models/gtzan_features_mlp.onnx
 	$(BIN)/pipeline build-real-music-model --models_dir models
+	$(BIN)/pipeline register-model
 
 test: install test-sync test-notebooks test-pytest
 
@@ -50,9 +52,17 @@ repro: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
+# The web demo on http://127.0.0.1:7860 (after `make train`), and the registered model over HTTP on 127.0.0.1:5001.
+app: install
+	$(BIN)/pipeline app
+
+serve: install
+	$(BIN)/pipeline serve
+
 # Speed figures (printed, not asserted; tests/test_benchmarks.py runs each at a tiny size): about 10 minutes on 2 cores.
 bench: install
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/main_job.py
 	$(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/serve.py

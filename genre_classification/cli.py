@@ -23,6 +23,9 @@ COMMANDS = {
     'evaluate': ('genre_classification.evaluate', 'evaluate_cli', 'per-genre metrics of a trained model on a split'),
     'export': ('genre_classification.export', 'export_cli', 'export a trained model to ONNX'),
     'build-real-music-model': ('genre_classification.predict', 'build_real_music_model_cli', "predictors' default: the musicnn tagger + the feature MLP"),
+    'register-model': ('genre_classification.serve', 'register_model_cli', 'register a genre model in the MLflow model registry, for serving'),
+    'serve': ('genre_classification.serve', 'serve_cli', 'serve the registered model over HTTP (mlflow models serve)'),
+    'app': ('genre_classification.app', 'app_cli', 'the web demo: upload or record a song, see its genres and their timeline'),
     'tune': ('genre_classification.tune', 'tune_cli', 'an Optuna study in this process (see also `worker`)'),
     'monitor': ('genre_classification.monitor', 'monitor_cli', 'data drift of new audio against the training data (exit 1: drift)'),
 }

@@ -258,7 +258,7 @@ class TagFeaturePredictor:
         return genre_evidence(means, self.classes)
 
     def window_outputs(self, path) -> tuple[np.ndarray, float, dict]:
-        "Combined genre probabilities per 30 s window, the file's length, and its top tags and genre evidence."
+        "Combined genre probabilities per 30 s window, the file's length, its top tags and genre evidence, and a 3 s timeline."
         feature_probs, seconds = self.features.window_probabilities(path)
         tags = self.tag_activations(path)
         patch_seconds = MUSICNN_PATCH_FRAMES * self.tagger_meta['audio']['hop_length'] / self.tagger_meta['audio']['sample_rate']
@@ -268,7 +268,10 @@ class TagFeaturePredictor:
         means = tags.mean(0)
         top = [(f'{t} ({m[:3]})', round(float(means[i]), 3)) for i, (m, t) in sorted(enumerate(self.tag_names), key=lambda x: -means[x[0]])[:5]]
         evidence = dict(zip(self.classes, np.round(self._evidence(tags), 3).tolist()))
-        return probs, seconds, {'tags': top, 'genre_evidence': evidence}
+        # a finer timeline for people to look at: each patch's own tags with its window's feature probabilities
+        timeline = np.stack([combine_evidence(feature_probs[int(w)], self._evidence(tags[i:i + 1]), self.feature_weight)
+                             for i, w in enumerate(window_of_patch)])
+        return probs, seconds, {'tags': top, 'genre_evidence': evidence, 'timeline': (patch_seconds, timeline)}
 
     def window_probabilities(self, path) -> tuple[np.ndarray, float]:
         "Combined genre probabilities per 30 s window of audio file `path`, and its length in seconds."

@@ -16,3 +16,41 @@ def shared_data() -> Path:
         if os.environ.get('CI'): pytest.fail(message + ', and CI is set: it must be there')
         pytest.skip(message)
     return SHARED
+
+
+@pytest.fixture(scope='session')
+def served_models(tmp_path_factory) -> Path:
+    "A models folder as `make train` leaves it, at small sizes: the real-music model (tagger + a quick feature MLP) and a tiny CNN."
+    from genre_classification.core import ProjectPaths
+    from genre_classification.export import export_onnx
+    from genre_classification.predict import FEATURE_MODEL_NAME, make_real_music_model
+    from genre_classification.synth import make_default_dataset
+    from genre_classification.train import FeatureTrainConfig, TrainConfig, train, train_feature_model
+    root = tmp_path_factory.mktemp('served')
+    models = root / 'models'
+    features = train_feature_model(FeatureTrainConfig(epochs=30, ensemble=1, checkpoints_path=str(root / 'ck')), ProjectPaths(root=root),
+                                   log_to_mlflow=False)
+    export_onnx(features.model_file, models / FEATURE_MODEL_NAME)
+    make_real_music_model(models)
+    data = make_default_dataset(root / 'data', tracks_per_genre=3, seconds=4.0, progress=False)
+    cnn = train(TrainConfig(model='small_cnn', epochs=1, batch_size=8, data_dir=str(data), device='cpu', checkpoints_path=str(root / 'ck')),
+                ProjectPaths(root=root), progress=False, log_to_mlflow=False)
+    export_onnx(cnn.model_file, models / 'small_cnn.onnx')
+    return models
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def wait_for_http(url: str, proc, seconds: float = 120) -> None:
+    "Wait until `url` answers (any status), failing early if `proc` exits."
+    import time, urllib.error, urllib.request
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None: raise RuntimeError(f'the server exited with {proc.returncode}: {proc.stderr.read()[-3000:] if proc.stderr else ""}')
+        try: urllib.request.urlopen(url, timeout=2); return
+        except urllib.error.HTTPError: return
+        except OSError: time.sleep(0.5)
+    raise TimeoutError(f'{url} did not answer within {seconds} s')

@@ -1,0 +1,105 @@
+"""The web demo in a real browser: headless Chromium (Debian's package) driven by Selenium uploads real music and a
+file that is not audio; the same endpoint through gradio_client."""
+import os, shutil, signal, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, wait_for_http
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SCREENSHOT = REPO / 'nbs' / 'images' / 'app.png'
+
+
+def _browser_or_fail():
+    "Debian's chromium and chromedriver (`.ci/run` installs them): a failure in CI when missing, else a skip."
+    if shutil.which('chromium') and shutil.which('chromedriver'): return
+    message = 'headless Chromium is needed (apt-get install chromium chromium-driver)'
+    if os.environ.get('CI'): pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope='module')
+def app_url(served_models, tmp_path_factory):
+    "`pipeline app` on a free loopback port, serving the small models; stopped after the tests."
+    port = free_port()
+    log = tmp_path_factory.mktemp('app') / 'app.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([str(BIN / 'pipeline'), 'app', '--port', str(port), '--models_dir', str(served_models)],
+                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, 'GRADIO_ANALYTICS_ENABLED': 'False'},
+                                start_new_session=True)
+        try:
+            wait_for_http(f'http://127.0.0.1:{port}/', proc, 180)
+            yield f'http://127.0.0.1:{port}/'
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try: proc.wait(20)
+            except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL)
+    print(log.read_text()[-2000:])
+
+
+@pytest.fixture
+def browser(tmp_path):
+    _browser_or_fail()
+    from selenium import webdriver
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which('chromium')
+    for flag in ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync', '--window-size=1400,1500',
+                 f'--user-data-dir={tmp_path / "chromium"}']:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(shutil.which('chromedriver')), options=options)
+    try: yield driver
+    finally: driver.quit()
+
+
+def _upload_and_analyse(driver, path: Path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    wait = WebDriverWait(driver, 120)
+    clear = driver.find_elements(By.CSS_SELECTOR, '#song button[aria-label="Clear"]')
+    if clear: clear[0].click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#song input[type=file]'))[0].send_keys(str(path))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#song input[type=file]') or d.find_elements(By.CSS_SELECTOR, '#song audio'))
+    driver.find_element(By.CSS_SELECTOR, '#analyse').click()
+
+
+def test_upload_shows_bars_timeline_and_spectrogram_and_survives_a_bad_file(app_url, browser, shared_data, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    genres = ['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']
+    wait = WebDriverWait(browser, 180)
+    browser.get(app_url)
+    song = shared_data / 'audio_formats' / 'Kevin_MacLeod_-_Vibe_Ace.hq.ogg'
+    _upload_and_analyse(browser, song)
+    wait.until(lambda d: any(g in d.find_element(By.CSS_SELECTOR, '#genres').text for g in genres))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#timeline img, #timeline svg, #timeline canvas'))
+    assert browser.find_elements(By.CSS_SELECTOR, '#spectrogram img, #spectrogram svg, #spectrogram canvas')
+    bars = browser.find_element(By.CSS_SELECTOR, '#genres').text
+    browser.save_screenshot(str(tmp_path / 'app.png'))
+    if os.environ.get('UPDATE_SCREENSHOT'):                                        # the README's picture, made small
+        from PIL import Image
+        shot = Image.open(tmp_path / 'app.png').convert('RGB')
+        shot.resize((shot.width * 2 // 3, shot.height * 2 // 3), Image.LANCZOS).quantize(64).save(SCREENSHOT, optimize=True)
+    print(bars)
+
+    not_audio = tmp_path / 'notes.mp3'; not_audio.write_text('these are my notes, not a song\n' * 50)
+    _upload_and_analyse(browser, not_audio)
+    error = wait.until(lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, '.toast-body, [data-testid="toast-body"]') if e.text.strip()])
+    print('error shown:', error[0].text)
+    assert 'not a readable audio file' in error[0].text, error[0].text
+    assert 'Traceback' not in browser.page_source
+
+    _upload_and_analyse(browser, shared_data / 'gtzan_clips' / 'classical' / 'classical.00000.wav')
+    wait.until(lambda d: 'classical' in d.find_element(By.CSS_SELECTOR, '#genres').text.split('\n')[0:2][-1]
+               or d.find_element(By.CSS_SELECTOR, '#genres').text.startswith('classical'))
+
+
+def test_the_same_endpoint_through_gradio_client(app_url, shared_data, served_models):
+    from gradio_client import Client, handle_file
+    client = Client(app_url, verbose=False)
+    label, timeline, spectrogram = client.predict(handle_file(str(shared_data / 'gtzan_clips' / 'blues' / 'blues.00000.wav')),
+                                                  'real music (default): musicnn tags + feature MLP', api_name='/analyse')
+    assert label['label'] in {'blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock'}
+    assert len(label['confidences']) >= 5 and timeline and spectrogram

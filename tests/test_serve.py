@@ -1,0 +1,88 @@
+"""HTTP serving the MLflow way: the registered pyfunc model served by `mlflow models serve` on a loopback port answers
+good payloads with genre, probabilities, model name and version; bad ones with a 400 and a one-line reason, and keeps
+serving; a bounded load (200 requests, 8 at a time) has no errors."""
+import base64, json, os, signal, subprocess, sys, urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, wait_for_http
+from genre_classification.core import GENRES, ProjectPaths
+from genre_classification.serve import register_model
+
+BIN = Path(sys.executable).parent
+BENCH = Path(__file__).resolve().parents[1] / 'benchmarks'
+
+
+@pytest.fixture(scope='module')
+def server(served_models, tmp_path_factory):
+    "The real-music model registered in a fresh registry and served with `mlflow models serve` (64 KB limit for the test)."
+    work = tmp_path_factory.mktemp('serve')
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    assert register_model(served_models / 'real_music.json', tracking_uri=uri, paths=ProjectPaths(root=work)) == 1
+    assert register_model(served_models / 'real_music.json', tracking_uri=uri, paths=ProjectPaths(root=work)) == 2
+    port = free_port()
+    env = {**os.environ, 'MLFLOW_TRACKING_URI': uri, 'PATH': f"{BIN}:{os.environ['PATH']}", 'GENRE_CLASSIFICATION_MAX_AUDIO_MB': '2'}
+    proc = subprocess.Popen([str(BIN / 'mlflow'), 'models', 'serve', '-m', 'models:/genre-classifier/latest', '--env-manager', 'local',
+                             '-h', '127.0.0.1', '-p', str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        wait_for_http(f'http://127.0.0.1:{port}/ping', proc, 180)
+        yield f'http://127.0.0.1:{port}'
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try: proc.wait(30)
+        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL)
+
+
+def post(url: str, payload) -> tuple[int, dict]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    request = urllib.request.Request(url + '/invocations', body, {'Content-Type': 'application/json'})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as r: return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e: return e.code, json.loads(e.read() or b'{}')
+
+
+def b64(path: Path) -> str: return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_good_payloads_get_genre_probabilities_and_model_version(server, shared_data):
+    files = [shared_data / 'audio_formats' / 'fma_keys__000__000010.mp3', shared_data / 'gtzan_clips' / 'classical' / 'classical.00000.wav']
+    status, answer = post(server, {'dataframe_records': [{'audio': b64(f)} for f in files]})
+    assert status == 200, answer
+    mp3, classical = answer['predictions']
+    for a in (mp3, classical):
+        assert a['error'] is None and a['genre'] in GENRES and set(a['probabilities']) == set(GENRES)
+        assert a['model'] == 'genre-classifier' and a['model_version'] == '2'
+        assert abs(sum(a['probabilities'].values()) - 1) < 1e-3
+    assert classical['genre'] == 'classical'
+
+
+def test_bad_payloads_get_a_400_with_one_line_and_the_server_keeps_serving(server, shared_data, tmp_path):
+    good = {'dataframe_records': [{'audio': b64(shared_data / 'audio_formats' / 'fma_keys__000__000010.mp3')}]}
+    big = tmp_path / 'big.wav'; big.write_bytes(b'RIFF' + bytes(3 * 2**20))
+    cases = {'not base64': {'dataframe_records': [{'audio': 'this is not base64!'}]},
+             'not a readable audio file': {'dataframe_records': [{'audio': base64.b64encode(b'just some text, not a song').decode()}]},
+             'empty': {'dataframe_records': [{'audio': ''}]},
+             'larger than 2 MB': {'dataframe_records': [{'audio': b64(big)}]},
+             'audio': {'dataframe_records': [{'song': 'abc'}]}}                       # no 'audio' column
+    for expected, payload in cases.items():
+        status, answer = post(server, payload)
+        message = answer.get('message', '')
+        print(status, message[:200])
+        assert 400 <= status < 500, (expected, status, answer)
+        assert expected.lower() in message.lower() and 'Traceback' not in message and '\n' not in message.strip(), (expected, message)
+        assert post(server, good)[0] == 200                                           # still serving
+    # a body that is not JSON never reaches the model: MLflow's own parser answers 400 (its message quotes the body)
+    assert post(server, b'{"dataframe_records": [{"audio": ')[0] == 400 and post(server, good)[0] == 200
+    status, answer = post(server, {'dataframe_records': [good['dataframe_records'][0], {'audio': 'not base64!'}]})
+    assert status == 200 and answer['predictions'][0]['error'] is None and 'row 1' in answer['predictions'][1]['error']
+
+
+def test_a_bounded_load_has_no_errors(served_models):
+    "200 requests, 8 at a time, against a fresh server on loopback (benchmarks/serve.py prints the latency figures)."
+    done = subprocess.run([sys.executable, str(BENCH / 'serve.py'), '--model', str(served_models / 'real_music.json'),
+                           '--requests', '200', '--concurrency', '8'], capture_output=True, text=True, timeout=900)
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert 'errors: 0' in done.stdout and 'p95' in done.stdout
