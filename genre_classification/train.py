@@ -36,9 +36,9 @@ __all__ = ['PROBE_MODEL', 'LOSSES', 'PROBE_HIDDEN', 'PROBE_DROPOUT', 'TrainConfi
            'mixup', 'WindowDataset', 'focal_loss', 'make_optimizer', 'make_schedule', 'classification_metrics',
            'Evaluation', 'evaluate', 'evaluation_of', 'save_atomically', 'rng_states', 'set_rng_states', 'tracking_uri',
            'set_experiment', 'git_commit', 'mlflow_run', 'plot_learning_curve', 'plot_confusion_matrix',
-           'write_train_reports', 'TrainResult', 'train', 'probe_trackset', 'evaluate_probe', 'probe_model',
-           'train_probe', 'packaged_feature_table', 'FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix',
-           'baseline_models', 'compare_with_baselines', 'FeatureResult', 'train_feature_model',
+           'write_train_reports', 'log_run_results', 'TrainResult', 'train', 'probe_trackset', 'evaluate_probe',
+           'probe_model', 'train_probe', 'packaged_feature_table', 'FeatureTrainConfig', 'fit_feature_mlp',
+           'feature_matrix', 'baseline_models', 'compare_with_baselines', 'FeatureResult', 'train_feature_model',
            'train_using_original_audios', 'train_using_image_features', 'train_using_audio_features']
 
 # %% ../nbs/03_train.ipynb #69853231
@@ -398,6 +398,15 @@ def write_train_reports(history: pd.DataFrame, test: Evaluation, dest: Path) -> 
                'best_valid_track_macro_f1': float(history.valid_track_macro_f1.max()), 'epochs': int(len(history))}
     return [write_report(dest / 'train.json', metrics), write_report(dest / 'learning_curve.csv', history)]
 
+def log_run_results(history: pd.DataFrame, test: Evaluation, classes: list[str], model_file: Path) -> None:
+    "Log a finished run's test metrics, its learning curve and confusion matrix, and its model file to the active MLflow run."
+    import mlflow, matplotlib.pyplot as plt
+    mlflow.log_metrics({f'test_{k}': v for k, v in test.metrics.items()})
+    for name, fig in [('learning_curve.png', plot_learning_curve(history)),
+                      ('confusion_matrix.png', plot_confusion_matrix(test.track_labels, test.track_probs.argmax(1), classes))]:
+        mlflow.log_figure(fig, name); plt.close(fig)
+    mlflow.log_artifact(str(model_file), artifact_path='model')
+
 # %% ../nbs/03_train.ipynb #a292e1fa
 @dataclass
 class TrainResult:
@@ -502,13 +511,7 @@ def train(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), data: TrackSet
         hist = pd.DataFrame(history)
         if d.main:
             save_atomically({'model': {k: v.cpu() for k, v in net.state_dict().items()}, 'meta': _meta(cfg, data, run_id)}, run_dir / 'model.pt')
-            if run:
-                import matplotlib.pyplot as plt
-                mlflow.log_metrics({f'test_{k}': v for k, v in test.metrics.items()})
-                for name, fig in [('learning_curve.png', plot_learning_curve(hist)),
-                                  ('confusion_matrix.png', plot_confusion_matrix(test.track_labels, test.track_probs.argmax(1), data.classes))]:
-                    mlflow.log_figure(fig, name); plt.close(fig)
-                mlflow.log_artifact(str(run_dir / 'model.pt'), artifact_path='model')
+            if run: log_run_results(hist, test, data.classes, run_dir / 'model.pt')
             if cfg.reports_dir: write_train_reports(hist, test, resolve_path(cfg.reports_dir, paths))
     return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run_id, cfg)
 
@@ -589,13 +592,7 @@ def train_probe(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress
         hist = pd.DataFrame(history)
         meta['mlflow_run_id'] = run.info.run_id if run else ''
         save_atomically({'model': probe_model(head, n_classes).state_dict(), 'meta': meta}, run_dir / 'model.pt')
-        if run:
-            import matplotlib.pyplot as plt
-            mlflow.log_metrics({f'test_{k}': v for k, v in test.metrics.items()})
-            for name, fig in [('learning_curve.png', plot_learning_curve(hist)),
-                              ('confusion_matrix.png', plot_confusion_matrix(test.track_labels, test.track_probs.argmax(1), data.classes))]:
-                mlflow.log_figure(fig, name); plt.close(fig)
-            mlflow.log_artifact(str(run_dir / 'model.pt'), artifact_path='model')
+        if run: log_run_results(hist, test, data.classes, run_dir / 'model.pt')
         if cfg.reports_dir: write_train_reports(hist, test, resolve_path(cfg.reports_dir, paths))
     return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run.info.run_id if run else None, cfg)
 

@@ -1,5 +1,6 @@
 "Shared fixtures: where the real reference data is, and small built-in datasets."
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,13 +45,29 @@ def free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-def wait_for_http(url: str, proc, seconds: float = 120) -> None:
-    "Wait until `url` answers (any status), failing early if `proc` exits."
+def wait_for_http(url: str, proc, seconds: float = 120, log: Path | None = None) -> None:
+    "Wait until `url` answers (any status), failing early (with the end of `log`) if `proc` exits."
     import time, urllib.error, urllib.request
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if proc.poll() is not None: raise RuntimeError(f'the server exited with {proc.returncode}: {proc.stderr.read()[-3000:] if proc.stderr else ""}')
+        if proc.poll() is not None: raise RuntimeError(f'the server exited with {proc.returncode}: {log.read_text()[-3000:] if log else ""}')
         try: urllib.request.urlopen(url, timeout=2); return
         except urllib.error.HTTPError: return
         except OSError: time.sleep(0.5)
     raise TimeoutError(f'{url} did not answer within {seconds} s')
+
+
+@contextmanager
+def running_server(cmd: list[str], url: str, env: dict | None = None, log: Path | None = None, seconds: float = 180):
+    "Start `cmd` in its own process group (output to `log`, a file: a pipe nobody reads would block it), wait until `url` answers, yield; then stop the group."
+    import signal, subprocess, tempfile
+    log = log or Path(tempfile.mkdtemp()) / 'server.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_http(url, proc, seconds, log)
+            yield proc
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try: proc.wait(30)
+            except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()

@@ -1,11 +1,11 @@
 """The web demo in a real browser: headless Chromium (Debian's package) driven by Selenium uploads real music and a
 file that is not audio; the same endpoint through gradio_client."""
-import os, shutil, signal, subprocess, sys
+import os, shutil, sys
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_for_http
+from conftest import free_port, running_server
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -25,17 +25,9 @@ def app_url(served_models, tmp_path_factory):
     "`pipeline app` on a free loopback port, serving the small models; stopped after the tests."
     port = free_port()
     log = tmp_path_factory.mktemp('app') / 'app.log'
-    with open(log, 'w') as out:
-        proc = subprocess.Popen([str(BIN / 'pipeline'), 'app', '--port', str(port), '--models_dir', str(served_models)],
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, 'GRADIO_ANALYTICS_ENABLED': 'False'},
-                                start_new_session=True)
-        try:
-            wait_for_http(f'http://127.0.0.1:{port}/', proc, 180)
-            yield f'http://127.0.0.1:{port}/'
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try: proc.wait(20)
-            except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL)
+    with running_server([str(BIN / 'pipeline'), 'app', '--port', str(port), '--models_dir', str(served_models)],
+                        f'http://127.0.0.1:{port}/', {**os.environ, 'GRADIO_ANALYTICS_ENABLED': 'False'}, log):
+        yield f'http://127.0.0.1:{port}/'
     print(log.read_text()[-2000:])
 
 

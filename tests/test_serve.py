@@ -1,12 +1,12 @@
 """HTTP serving the MLflow way: the registered pyfunc model served by `mlflow models serve` on a loopback port answers
 good payloads with genre, probabilities, model name and version; bad ones with a 400 and a one-line reason, and keeps
 serving; a bounded load (200 requests, 8 at a time) has no errors."""
-import base64, json, os, signal, subprocess, sys, urllib.request
+import base64, json, os, subprocess, sys, urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_for_http
+from conftest import free_port, running_server
 from genre_classification.core import GENRES, ProjectPaths
 from genre_classification.serve import register_model
 
@@ -16,23 +16,16 @@ BENCH = Path(__file__).resolve().parents[1] / 'benchmarks'
 
 @pytest.fixture(scope='module')
 def server(served_models, tmp_path_factory):
-    "The real-music model registered in a fresh registry and served with `mlflow models serve` (64 KB limit for the test)."
+    "The real-music model registered in a fresh registry and served with `mlflow models serve` (a 2 MB limit for the test)."
     work = tmp_path_factory.mktemp('serve')
     uri = f"sqlite:///{work / 'mlflow.db'}"
     assert register_model(served_models / 'real_music.json', tracking_uri=uri, paths=ProjectPaths(root=work)) == 1
     assert register_model(served_models / 'real_music.json', tracking_uri=uri, paths=ProjectPaths(root=work)) == 2
     port = free_port()
     env = {**os.environ, 'MLFLOW_TRACKING_URI': uri, 'PATH': f"{BIN}:{os.environ['PATH']}", 'GENRE_CLASSIFICATION_MAX_AUDIO_MB': '2'}
-    proc = subprocess.Popen([str(BIN / 'mlflow'), 'models', 'serve', '-m', 'models:/genre-classifier/latest', '--env-manager', 'local',
-                             '-h', '127.0.0.1', '-p', str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        wait_for_http(f'http://127.0.0.1:{port}/ping', proc, 180)
+    cmd = [str(BIN / 'mlflow'), 'models', 'serve', '-m', 'models:/genre-classifier/latest', '--env-manager', 'local', '-h', '127.0.0.1', '-p', str(port)]
+    with running_server(cmd, f'http://127.0.0.1:{port}/ping', env):
         yield f'http://127.0.0.1:{port}'
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try: proc.wait(30)
-        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL)
 
 
 def post(url: str, payload) -> tuple[int, dict]:
