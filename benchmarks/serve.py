@@ -55,6 +55,8 @@ def main() -> int:
     args.add_argument('--model', default=str(project_root() / 'models' / 'real_music.json'))
     args.add_argument('--requests', type=int, default=200); args.add_argument('--concurrency', type=int, default=8)
     a = args.parse_args()
+    if not Path(a.model).is_file():
+        print(f'serve.py: error: {a.model}: no such model file (run `make train` first, or pass --model)', file=sys.stderr); return 2
     work = Path(tempfile.mkdtemp())
     buf = io.BytesIO(); sf.write(buf, synth_track('rock', 0, 2.0), 22050, format='WAV')
     body = json.dumps({'dataframe_records': [{'audio': base64.b64encode(buf.getvalue()).decode()}]}).encode()

@@ -81,6 +81,8 @@ class Predictor:
             def run(x):
                 with torch.no_grad(): return torch.softmax(model(torch.as_tensor(x)), dim=1).numpy()
             self._run = run
+        if 'classes' not in self.meta:
+            raise BadInputError('not a genre model (the musicnn tagger alone gives tags, not genres: use real_music.json)', model_file)
         self.classes, self.kind = self.meta['classes'], self.meta['input_kind']
         if self.kind == 'musicnn_patches': self.batch_size = MUSICNN_BATCH
         if self.kind == 'image':
@@ -235,6 +237,8 @@ class TagFeaturePredictor:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise BadInputError(f'not a real-music model file ({e})', manifest_file) from None
         if not isinstance(self.meta, dict) or self.meta.get('kind') != self.kind:
             raise BadInputError("not a real-music model file (its 'kind' should be 'tags+features')", manifest_file)
+        if missing := [k for k in ('tagger', 'features_model', 'feature_weight') if k not in self.meta]:
+            raise BadInputError(f'a real-music model file without {", ".join(missing)} (make it again: pipeline build-real-music-model)', manifest_file)
         folder = self.model_file.parent
         self.features = Predictor(folder / self.meta['features_model'], batch_size)
         self.tagger, self.tagger_meta = load_onnx(folder / self.meta['tagger'])

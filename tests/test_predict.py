@@ -154,3 +154,7 @@ def test_a_broken_real_music_model_is_a_one_line_error(tmp_path, features_withou
     done = subprocess.run(['predictors', str(tmp_path), '--model', str(tmp_path / 'real_music.json')], capture_output=True, text=True, env=ENV)
     assert done.returncode == 2 and "'kind' should be 'tags+features'" in done.stderr and 'Traceback' not in done.stderr
     with pytest.raises(Exception, match='export the feature model first'): make_real_music_model(tmp_path)
+    (tmp_path / 'real_music.json').write_text('{"kind": "tags+features"}')
+    with pytest.raises(Exception, match='without tagger, features_model, feature_weight'): open_predictor(tmp_path / 'real_music.json')
+    from genre_classification.musicnn import export_tagger
+    with pytest.raises(Exception, match='not a genre model'): open_predictor(export_tagger(tmp_path / 'musicnn_tagger.onnx'))
