@@ -16,7 +16,8 @@ import torch
 
 from genre_classification.core import AudioConfig, GENRES, project_root
 from genre_classification.data import load_audio, stream_audio
-from genre_classification.export import export_onnx, latest_model_file
+from genre_classification.export import export_onnx
+from genre_classification.models import latest_model_file
 from genre_classification.models import build_model
 from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, logmel_windows, make_feature_model, make_real_music_model,
                                           open_predictor, predict_file, predict_paths)

@@ -12,10 +12,10 @@ import pandas as pd
 from pydantic import Field
 
 from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
-from .export import latest_model_file, model_file_in
 from .train import (Evaluation, TrainConfig, audio_trackset, classification_metrics, evaluate, feature_matrix,
                                         image_trackset, packaged_feature_table, plot_confusion_matrix, read_feature_table,
                                         resolve_path, set_experiment, split_tracks, tracking_uri)
+from .models import latest_model_file, model_file_in
 
 # %% auto #0
 __all__ = ['EvaluateConfig', 'model_file_of', 'evaluate_model_file', 'per_genre_report', 'confused_pairs',

@@ -15,8 +15,8 @@ from pydantic import Field
 from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
 
 # %% auto #0
-__all__ = ['META_KEY', 'export_onnx', 'check_external_data', 'load_onnx', 'max_probability_difference', 'latest_model_file',
-           'model_file_in', 'ExportConfig', 'export_report', 'run_export', 'export_cli']
+__all__ = ['META_KEY', 'export_onnx', 'check_external_data', 'load_onnx', 'max_probability_difference', 'ExportConfig',
+           'export_report', 'run_export', 'export_cli']
 
 # %% ../nbs/05_export.ipynb #5543f108
 META_KEY = 'genre_classification'
@@ -98,19 +98,6 @@ def max_probability_difference(model_file, onnx_file, inputs: np.ndarray) -> flo
     p_onnx = session.run(None, {'input': np.asarray(inputs, np.float32)})[0]
     return float(np.abs(p_torch - p_onnx).max())
 
-# %% ../nbs/05_export.ipynb #0dae25ca
-def latest_model_file(checkpoints=None, model: str = '') -> Path:
-    "The newest `<checkpoints>/<model>-*/model.pt` (any model when `model` is empty)."
-    checkpoints = Path(checkpoints) if checkpoints else ProjectPaths().checkpoints
-    files = sorted(checkpoints.glob(f"{model + '-' if model else ''}*/model.pt"), key=lambda p: p.stat().st_mtime)
-    if not files: raise BadInputError(f"no trained model{' ' + model if model else ''} here (train one first, e.g. `make train`)", checkpoints)
-    return files[-1]
-
-def model_file_in(path, model: str = '') -> Path:
-    "`path` if it is a model file; the newest model (of architecture `model`) under it if it is a checkpoints folder."
-    path = Path(path)
-    return latest_model_file(path, model) if path.is_dir() else path
-
 # %% ../nbs/05_export.ipynb #ee1139c9
 class ExportConfig(Settings):
     "Which model to export, where to, and where to report."
@@ -131,6 +118,7 @@ def export_report(model_file, onnx_file, n_inputs: int = 8, seed: int = 0) -> di
 def run_export(cfg: ExportConfig, paths: ProjectPaths = ProjectPaths()) -> tuple[Path, dict]:
     "Export the model `cfg` names; the ONNX file and its report (also written to `cfg.reports_dir`)."
     under_root = lambda p: paths.root / Path(p).expanduser()
+    from genre_classification.models import model_file_in
     source = model_file_in(under_root(cfg.model_file or cfg.checkpoints_path), cfg.model)
     onnx_file = export_onnx(source, under_root(cfg.output) if cfg.output else None)
     report = export_report(source, onnx_file)

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tvm
 
-from .core import BadInputError, GENRES
+from .core import BadInputError, GENRES, ProjectPaths
 
 # %% auto #0
 __all__ = ['TORCHVISION_MODELS', 'MODEL_NAMES', 'INPUT_KINDS', 'SmallCNN', 'adapt_input_channels', 'replace_head', 'PadToMinSize',
            'cached_weights_file', 'build_model', 'predict_windows', 'FeatureMLP', 'FeatureEnsemble', 'probe_head',
-           'MusicnnProbe', 'model_from_meta', 'load_model']
+           'MusicnnProbe', 'model_from_meta', 'load_model', 'latest_model_file', 'model_file_in']
 
 # %% ../nbs/03_models.ipynb #7f08bcfc
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -164,3 +164,16 @@ def load_model(path) -> tuple[nn.Module, dict]:
     model = model_from_meta(ckpt['meta'])
     model.load_state_dict(ckpt['model'])
     return model.eval(), ckpt['meta']
+
+# %% ../nbs/03_models.ipynb #0dae25ca
+def latest_model_file(checkpoints=None, model: str = '') -> Path:
+    "The newest `<checkpoints>/<model>-*/model.pt` (any model when `model` is empty)."
+    checkpoints = Path(checkpoints) if checkpoints else ProjectPaths().checkpoints
+    files = sorted(checkpoints.glob(f"{model + '-' if model else ''}*/model.pt"), key=lambda p: p.stat().st_mtime)
+    if not files: raise BadInputError(f"no trained model{' ' + model if model else ''} here (train one first, e.g. `make train`)", checkpoints)
+    return files[-1]
+
+def model_file_in(path, model: str = '') -> Path:
+    "`path` if it is a model file; the newest model (of architecture `model`) under it if it is a checkpoints folder."
+    path = Path(path)
+    return latest_model_file(path, model) if path.is_dir() else path
