@@ -6,6 +6,7 @@
 from __future__ import annotations
 import hashlib, json, multiprocessing, os, random, sys, threading, time, warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -14,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['GENRES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig', 'project_root', 'ProjectPaths', 'user_cache',
-           'sha1_file', 'fingerprint', 'write_report', 'seed_everything', 'pick_device', 'default_workers',
-           'map_in_processes', 'run_command']
+__all__ = ['GENRES', 'THREAD_LIMITS', 'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig',
+           'project_root', 'ProjectPaths', 'user_cache', 'sha1_file', 'fingerprint', 'write_report', 'seed_everything',
+           'pick_device', 'default_workers', 'chunked', 'map_in_processes', 'run_command']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
 GENRES = ['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']
@@ -156,6 +157,9 @@ def _call_catching(fn: Callable, item: Any):
     try: return fn(item), None
     except BadInputError as e: return None, e
 
+def _call_chunk(fn: Callable, chunk: list) -> list:
+    return [_call_catching(fn, item) for item in chunk]
+
 def _alive(pid: int) -> bool:
     "Whether process `pid` runs (a zombie, dead but not yet reaped, counts as gone)."
     try: os.kill(pid, 0)
@@ -165,15 +169,64 @@ def _alive(pid: int) -> bool:
     except OSError: return True
 
 def _exit_with_parent(parent: int) -> None:
-    "Pool-worker start-up: exit when the parent process is gone (a killed parent would leave its workers waiting forever)."
+    "Watch in a thread: exit when the parent process is gone (a killed parent would leave its workers waiting forever)."
     def watch():
         while _alive(parent): time.sleep(1.0)
         os._exit(1)
     threading.Thread(target=watch, daemon=True).start()
 
+# %% ../nbs/00_core.ipynb #ac930c59
+THREAD_LIMITS = {v: '1' for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMBA_NUM_THREADS',
+                                  'VECLIB_MAXIMUM_THREADS', 'NUMEXPR_NUM_THREADS')}
+
+def _start_worker(parent: int) -> None:
+    "Pool-worker start-up: one thread per library, and exit with the parent."
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+    if 'torch' in sys.modules: sys.modules['torch'].set_num_threads(1)
+    _exit_with_parent(parent)
+
+@contextmanager
+def _environment(**values: str):
+    "Set environment variables for the duration of the block."
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try: yield
+    finally:
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+# %% ../nbs/00_core.ipynb #156a3968
+# the modules whose functions run per file in workers (imported once, by the fork server)
+WORKER_MODULES = ('genre_classification.synth', 'genre_classification.features')
+
+def _fork_server_context(fn: Callable):
+    "The forkserver context, its server started (once per process) with `WORKER_MODULES` and `fn`'s module imported."
+    context = multiprocessing.get_context('forkserver')
+    context.set_forkserver_preload(list(dict.fromkeys([*WORKER_MODULES, fn.__module__])))
+    from multiprocessing import forkserver
+    with _environment(**THREAD_LIMITS): forkserver.ensure_running()     # the server and its children inherit the limits
+    return context
+
+@contextmanager
+def _script_not_rerun():
+    "While workers start: they skip re-running the main script (multiprocessing skips a main module whose spec is '__main__')."
+    main = sys.modules.get('__main__')
+    if main is None or getattr(main, '__spec__', None) is not None: yield; return
+    import importlib.machinery
+    main.__spec__ = importlib.machinery.ModuleSpec('__main__', None)
+    try: yield
+    finally: main.__spec__ = None
+
+def chunked(items: list, n_workers: int, per_worker: int = 8, most: int = 16) -> list[list]:
+    "`items` in consecutive chunks: about `per_worker` chunks per worker, at most `most` items each."
+    size = max(1, min(most, len(items) // (n_workers * per_worker)))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
 def map_in_processes(fn: Callable, items: Iterable, n_workers: int | None = None, desc: str | None = None,
                      progress: bool = True) -> Iterator[tuple[Any, Any, BadInputError | None]]:
-    "Yield `(item, fn(item), None)` or `(item, None, error)` for each item as it finishes, in `n_workers` processes."
+    "Yield `(item, fn(item), None)` or `(item, None, error)` for each item as its chunk finishes, in `n_workers` processes."
     items = list(items)
     n_workers = n_workers or default_workers(len(items))
     bar = tqdm(total=len(items), desc=desc, disable=not progress or len(items) < 2, unit='file')
@@ -185,15 +238,14 @@ def map_in_processes(fn: Callable, items: Iterable, n_workers: int | None = None
         # forkserver: forking a process that runs threads (torch, MLflow, the pool's own) can deadlock the child. A function
         # defined in a notebook (module __main__) cannot be imported by a forkserver child, so those still fork.
         main_file = getattr(sys.modules.get('__main__'), '__file__', None)   # '<stdin>' for `python - < script`: not re-runnable
-        method = 'fork' if getattr(fn, '__module__', '') == '__main__' or (main_file and not os.path.exists(main_file)) else 'forkserver'
-        context = multiprocessing.get_context(method)
-        # the fork server imports fn's module once (librosa, numpy…), so each worker starts in milliseconds, not seconds
-        if method == 'forkserver': context.set_forkserver_preload([fn.__module__])
-        with ProcessPoolExecutor(n_workers, mp_context=context, initializer=_exit_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            futures = {pool.submit(_call_catching, fn, item): item for item in items}
+        forks = getattr(fn, '__module__', '') == '__main__' or (main_file and not os.path.exists(main_file))
+        context = multiprocessing.get_context('fork') if forks else _fork_server_context(fn)
+        with ProcessPoolExecutor(n_workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+            with _script_not_rerun() if not forks else _environment():     # workers start as the first chunks are submitted
+                futures = {pool.submit(_call_chunk, fn, chunk): chunk for chunk in chunked(items, n_workers)}
             for fut in as_completed(futures):
-                yield futures[fut], *fut.result(); bar.update()
+                for item, result in zip(futures[fut], fut.result()): yield item, *result
+                bar.update(len(futures[fut]))
 
 # %% ../nbs/00_core.ipynb #33f39f3d
 def run_command(fn: Callable, argv: list[str], prog: str) -> int:
