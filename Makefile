@@ -20,10 +20,11 @@ $(STAMP): setup.py settings.ini
 
 # The main job (the CNN on the built-in dataset), then the real-music model (the feature MLP, and the pretrained musicnn
 # tagger whose weights are fetched once from PyPI's musicnn wheel), all exported to ONNX in models/; the real-music
-# model is registered in MLflow's local registry as genre-classifier, for `make serve`.
+# model is registered in MLflow's local registry as genre-classifier, for `make serve`. The notebook's output (one line
+# per epoch) streams to the terminal as it runs.
 train: install
 	mkdir -p $(RUNS) models
-	$(BIN)/papermill nbs/03_train.ipynb $(RUNS)/03_train.ipynb -p model resnet18
+	$(BIN)/papermill nbs/03_train.ipynb $(RUNS)/03_train.ipynb -p model resnet18 --no-progress-bar --stdout-file /dev/stdout
 	$(BIN)/pipeline export --model resnet18 --output models/resnet18.onnx
 	$(BIN)/pipeline train-using-audio-features
 	$(BIN)/pipeline export --model feature_mlp --output models/gtzan_features_mlp.onnx
@@ -60,7 +61,9 @@ serve: install
 	$(BIN)/pipeline serve
 
 # Speed figures (printed, not asserted; tests/test_benchmarks.py runs each at a tiny size): about 10 minutes on 2 cores.
+# On a GPU machine, benchmarks/gpu.py (about 5 minutes) prints the GPU tables of README's Performance section.
 bench: install
+	$(BIN)/python benchmarks/data_steps.py
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/main_job.py

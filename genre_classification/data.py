@@ -20,7 +20,7 @@ from .core import GENRES, BadInputError, default_workers, map_in_processes
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'SPLITS', 'ffmpeg_executable', 'stream_audio', 'load_audio',
            'track_id_of', 'probe_audio', 'warn_unreadable', 'find_tracks', 'find_images', 'fault_filtered_lists',
-           'split_tracks']
+           'packaged_feature_table', 'split_tracks']
 
 # %% ../nbs/01_data.ipynb #b4ee4482
 SAMPLE_RATE = 22050
@@ -178,6 +178,11 @@ def fault_filtered_lists() -> dict[str, list[str]]:
     "The artist-filtered GTZAN split (Kereliuk et al. 2015): track ids for 'train', 'valid' and 'test'."
     folder = resources.files('genre_classification') / 'resources' / 'gtzan_fault_filtered'
     return {s: (folder / f'{s}.txt').read_text().split() for s in SPLITS}
+
+# %% ../nbs/01_data.ipynb #44528fd8
+def packaged_feature_table() -> Path:
+    "The real GTZAN Kaggle feature table (features_30_sec.csv, 1000 tracks) shipped with the package."
+    return Path(str(resources.files('genre_classification') / 'resources' / 'gtzan_features_30_sec.csv'))
 
 # %% ../nbs/01_data.ipynb #edb1d2a0
 def _random_split(tracks: pd.DataFrame, seed: int, valid_frac: float, test_frac: float) -> pd.Series:

@@ -12,9 +12,11 @@ import pandas as pd
 from pydantic import Field
 
 from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
+from .data import packaged_feature_table, split_tracks
+from .features import read_feature_table
 from .train import (Evaluation, TrainConfig, audio_trackset, classification_metrics, evaluate, feature_matrix,
-                                        image_trackset, packaged_feature_table, plot_confusion_matrix, read_feature_table,
-                                        resolve_path, set_experiment, split_tracks, tracking_uri)
+                                        image_trackset, plot_confusion_matrix, resolve_path)
+from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
 
 # %% auto #0
@@ -34,8 +36,9 @@ class EvaluateConfig(Settings):
     reports_dir: str = Field('', description='write evaluate.json and confusion.csv there, e.g. for DVC; empty = none')
 
 # %% ../nbs/04_evaluate.ipynb #d25a3cbc
-def model_file_of(cfg: EvaluateConfig, paths: ProjectPaths = ProjectPaths()) -> Path:
+def model_file_of(cfg: EvaluateConfig, paths: ProjectPaths | None = None) -> Path:
     "The model file that `cfg` names."
+    paths = paths or ProjectPaths()
     if cfg.model_file: return model_file_in(resolve_path(cfg.model_file, paths))
     if cfg.run_id:
         import mlflow
@@ -47,8 +50,9 @@ def model_file_of(cfg: EvaluateConfig, paths: ProjectPaths = ProjectPaths()) -> 
     return latest_model_file(paths.checkpoints)
 
 # %% ../nbs/04_evaluate.ipynb #8d8758ca
-def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', paths: ProjectPaths = ProjectPaths()) -> tuple[Evaluation, dict]:
+def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', paths: ProjectPaths | None = None) -> tuple[Evaluation, dict]:
     "The Evaluation of the model in `model_file` on `split` (of its training data, or of `data_dir`), and its metadata."
+    paths = paths or ProjectPaths()
     import torch
     from genre_classification.models import load_model
     model, meta = load_model(model_file)
@@ -98,8 +102,9 @@ def write_evaluation_reports(evaluation: Evaluation, classes: list[str], split: 
     return [write_report(dest / 'evaluate.json', metrics), write_report(dest / 'confusion.csv', confusion)]
 
 # %% ../nbs/04_evaluate.ipynb #dfdc23da
-def compare_runs(experiment: str = 'genre-classification', uri: str = '', paths: ProjectPaths = ProjectPaths()) -> pd.DataFrame:
+def compare_runs(experiment: str = 'genre-classification', uri: str = '', paths: ProjectPaths | None = None) -> pd.DataFrame:
     "The runs of `experiment`: name, status, model, key settings and test metrics, best track macro-F1 first."
+    paths = paths or ProjectPaths()
     import mlflow
     exp = set_experiment(tracking_uri(uri, paths), experiment, paths)
     runs = mlflow.search_runs([exp])
@@ -110,8 +115,9 @@ def compare_runs(experiment: str = 'genre-classification', uri: str = '', paths:
     table = runs[[c for c in columns if c in runs]].rename(columns=columns)
     return table.sort_values('track macro-F1', ascending=False, na_position='last').reset_index(drop=True) if 'track macro-F1' in table else table
 
-def log_evaluation(run_id: str, split: str, ev: Evaluation, classes: list[str], uri: str = '', paths: ProjectPaths = ProjectPaths()) -> None:
+def log_evaluation(run_id: str, split: str, ev: Evaluation, classes: list[str], uri: str = '', paths: ProjectPaths | None = None) -> None:
     "Add `ev`'s metrics and confusion matrix to MLflow run `run_id`."
+    paths = paths or ProjectPaths()
     import mlflow, matplotlib.pyplot as plt
     client = mlflow.MlflowClient(tracking_uri(uri, paths))
     for k, v in ev.metrics.items(): client.log_metric(run_id, f'eval_{split}_{k}', v)

@@ -115,8 +115,9 @@ def export_report(model_file, onnx_file, n_inputs: int = 8, seed: int = 0) -> di
     return {'onnx_megabytes': Path(onnx_file).stat().st_size / 2**20,
             'max_probability_difference': max_probability_difference(model_file, onnx_file, inputs)}
 
-def run_export(cfg: ExportConfig, paths: ProjectPaths = ProjectPaths()) -> tuple[Path, dict]:
+def run_export(cfg: ExportConfig, paths: ProjectPaths | None = None) -> tuple[Path, dict]:
     "Export the model `cfg` names; the ONNX file and its report (also written to `cfg.reports_dir`)."
+    paths = paths or ProjectPaths()
     under_root = lambda p: paths.root / Path(p).expanduser()
     from genre_classification.models import model_file_in
     source = model_file_in(under_root(cfg.model_file or cfg.checkpoints_path), cfg.model)

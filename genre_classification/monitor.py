@@ -12,7 +12,7 @@ import pandas as pd
 
 from .core import BadInputError
 from .features import KAGGLE_FEATURES, extract_features, read_feature_table
-from .data import find_tracks
+from .data import find_tracks, packaged_feature_table
 
 # %% auto #0
 __all__ = ['current_table', 'DriftResult', 'check_drift', 'monitor_cli']
@@ -85,7 +85,6 @@ def monitor_cli(current: str,                       # a folder of audio, a featu
                 output_dir: str = 'runs/monitor',   # where the HTML and JSON reports go
                 drift_share: float = 0.5):          # share of drifted columns that counts as drift
     "Data drift of a new batch against the training reference; exit code 1 on drift."
-    from genre_classification.train import packaged_feature_table
     ref = read_feature_table(reference or packaged_feature_table())
     table, kind = current_table(current, output_dir)
     result = check_drift(ref, table, kind, output_dir, drift_share)

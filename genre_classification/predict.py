@@ -351,6 +351,9 @@ def predictors(argv: list[str] | None = None) -> int:
     if not 1 <= args.top_k <= 10: _parser().error('--top-k must be between 1 and 10')
     try: predictor = open_predictor(args.model or args.checkpoint or default_model_file())
     except BadInputError as e: print(f'predictors: error: {e}', file=sys.stderr); return 2
+    if not audio_files(args.paths):       # only folders, holding no audio: an empty table would look like success
+        print(f"predictors: error: no audio files in {', '.join(args.paths)} (looked for {' '.join(sorted(AUDIO_EXTENSIONS))})",
+              file=sys.stderr); return 2
     results = predict_paths(args.paths, predictor, args.top_k, args.timeline)
     text = format_results(results, predictor, args.format, args.explain)
     if args.output:

@@ -100,7 +100,7 @@ def register_model(model_file=None, name: str = REGISTERED_NAME, tracking_uri: s
     "Log `model_file` (default: the real-music model) as a pyfunc model and register it as `name`; the model version."
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
-    from genre_classification.train import set_experiment, tracking_uri as default_uri
+    from genre_classification.tracking import set_experiment, tracking_uri as default_uri
     paths = paths or ProjectPaths()
     model_file = Path(model_file) if model_file else paths.models / DEFAULT_MODEL_NAME
     if not model_file.is_file(): raise BadInputError('no such model file (run `make train` first)', model_file)
@@ -141,7 +141,7 @@ def serve_cli(host: str = '127.0.0.1',                 # the address to listen o
     "Serve the registered genre model over HTTP with `mlflow models serve` (registering the real-music model first if needed)."
     import sys
     from genre_classification.predict import default_model_file
-    from genre_classification.train import tracking_uri
+    from genre_classification.tracking import tracking_uri
     paths = ProjectPaths()
     uri = tracking_uri(mlflow_tracking_uri, paths)
     try: known = mlflow.MlflowClient(uri).search_model_versions(f"name='{name}'")

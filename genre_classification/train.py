@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, os, random, shutil, subprocess, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,23 +22,25 @@ from tqdm import tqdm
 
 from .core import (AudioConfig, BadInputError, GENRES, ProjectPaths, Settings, check_params,
                                        fingerprint, pick_device, seed_everything, sha1_file, write_report)
-from .data import find_images, find_tracks, split_tracks
+from .data import find_images, find_tracks, packaged_feature_table, split_tracks
 from .features import (KAGGLE_FEATURES, build_log_mel_cache, read_feature_table, read_spectrogram_image,
                                            segment_input, track_windows, window)
 from .models import MODEL_NAMES, FeatureEnsemble, FeatureMLP, MusicnnProbe, build_model, predict_windows, probe_head
 from .musicnn import build_embedding_cache, load_musicnn
 from .pretrained import MUSICNN_AUDIO, MUSICNN_MODELS
 from .synth import is_synthetic_dataset, make_default_dataset
+from .tracking import git_commit, mlflow_run, set_experiment, tracking_uri
 
 # %% auto #0
-__all__ = ['PROBE_MODEL', 'LOSSES', 'PROBE_HIDDEN', 'PROBE_DROPOUT', 'TrainConfig', 'resolve_path', 'Dist', 'init_distributed',
-           'gather', 'TrackSet', 'dataset_root', 'audio_trackset', 'image_trackset', 'epoch_plan', 'spec_augment',
-           'mixup', 'WindowDataset', 'focal_loss', 'make_optimizer', 'make_schedule', 'classification_metrics',
-           'Evaluation', 'evaluate', 'evaluation_of', 'save_atomically', 'rng_states', 'set_rng_states', 'tracking_uri',
-           'set_experiment', 'git_commit', 'mlflow_run', 'plot_learning_curve', 'plot_confusion_matrix',
-           'write_train_reports', 'log_run_results', 'TrainResult', 'train', 'probe_trackset', 'evaluate_probe',
-           'probe_model', 'train_probe', 'packaged_feature_table', 'FeatureTrainConfig', 'fit_feature_mlp',
-           'feature_matrix', 'baseline_models', 'compare_with_baselines', 'FeatureResult', 'train_feature_model',
+__all__ = ['PROBE_MODEL', 'LOSSES', 'STEP_SETTINGS', 'LR_BASE_BATCH', 'BN_WINDOWS', 'PROBE_HIDDEN', 'PROBE_DROPOUT',
+           'TrainConfig', 'resolve_path', 'Dist', 'init_distributed', 'gather', 'TrackSet', 'dataset_root',
+           'audio_trackset', 'image_trackset', 'epoch_plan', 'spec_augment', 'mixup', 'WindowDataset', 'WindowSource',
+           'focal_loss', 'make_optimizer', 'make_schedule', 'classification_metrics', 'Evaluation', 'evaluate',
+           'evaluation_of', 'save_atomically', 'rng_states', 'set_rng_states', 'plot_learning_curve',
+           'plot_confusion_matrix', 'write_train_reports', 'log_run_results', 'StepSettings', 'device_kind',
+           'step_settings', 'scaled_lr', 'recalibrate_batchnorm', 'TrainResult', 'train', 'probe_trackset',
+           'evaluate_probe', 'probe_model', 'train_probe', 'FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix',
+           'baseline_models', 'compare_with_baselines', 'FeatureResult', 'train_feature_model',
            'train_using_original_audios', 'train_using_image_features', 'train_using_audio_features']
 
 # %% ../nbs/03_train.ipynb #69853231
@@ -53,6 +55,7 @@ class TrainConfig(Settings):
     weight_decay: float = Field(1e-4, ge=0, le=1, description='weight decay')
     epochs: int = Field(6, ge=1, le=100_000, description='passes over the training tracks')
     batch_size: int = Field(32, ge=2, le=65_536, description='windows per optimisation step')
+    lr_scaling: Literal['auto', 'linear', 'sqrt', 'none'] = Field('auto', description='how lr grows for batches over 32: × batch/32, × its square root, not; auto: sqrt, linear for sgd')
     segment_seconds: float = Field(3.0, ge=0.5, le=60, description='length of the window a model sees (s)')
     segments_per_track: int = Field(4, ge=1, le=1000, description='random windows drawn from each training track per epoch')
     schedule: Literal['onecycle', 'cosine'] = Field('onecycle', description='learning-rate schedule')
@@ -64,7 +67,8 @@ class TrainConfig(Settings):
     pretrained: bool = Field(False, description='start from ImageNet weights in the torch cache')
     augment: bool = Field(False, description='SpecAugment masking and mixup')
     device: str = Field('auto', pattern=r'^(auto|cpu|cuda(:\d+)?)$', description='auto, cpu, cuda or cuda:N')
-    num_workers: int = Field(0, ge=0, le=64, description='DataLoader worker processes (0 = load in this process)')
+    precision: Literal['auto', 'fp32', 'bf16'] = Field('auto', description='arithmetic of the training step; auto: the fastest measured for the model and device')
+    memory_format: Literal['auto', 'contiguous', 'channels_last'] = Field('auto', description='memory format of the training step; auto: as measured fastest')
     checkpoints_path: str = Field('checkpoints', description='folder for checkpoints (relative = under the project)')
     resume: bool = Field(False, description='continue from the last checkpoint of a run with the same settings')
     mlflow_tracking_uri: str = Field('', description='MLflow tracking URI; empty = the local store under the project')
@@ -83,7 +87,7 @@ class TrainConfig(Settings):
 
     def run_key(self) -> str:
         "A hash of the settings that decide the training (not where it is stored or logged), naming its checkpoints."
-        ignore = {'resume', 'checkpoints_path', 'mlflow_tracking_uri', 'experiment', 'device', 'num_workers', 'reports_dir'}
+        ignore = {'resume', 'checkpoints_path', 'mlflow_tracking_uri', 'experiment', 'device', 'reports_dir'}
         return self.model_copy(update={k: type(self).model_fields[k].default for k in ignore}).cache_key()
 
 # %% ../nbs/03_train.ipynb #16b857d7
@@ -148,8 +152,9 @@ def dataset_root(cfg: TrainConfig, paths: ProjectPaths, progress: bool = True) -
     if synthetic and cfg.data_dir: source += ' (the built-in synthetic music)'
     return root, source, synthetic
 
-def audio_trackset(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress: bool = True) -> TrackSet:
+def audio_trackset(cfg: TrainConfig, paths: ProjectPaths | None = None, progress: bool = True) -> TrackSet:
     "The tracks of `cfg.data_dir` (or the built-in dataset), split, with their log-mels from the cache."
+    paths = paths or ProjectPaths()
     root, source, synthetic = dataset_root(cfg, paths, progress)
     tracks = split_tracks(find_tracks(root), cfg.split, cfg.seed)
     audio = cfg.audio()
@@ -170,8 +175,9 @@ def _image_width(path: str) -> int:
         with Image.open(path) as img: return img.size[0]
     except OSError as e: raise BadInputError(f'not a readable image ({e})', path) from None
 
-def image_trackset(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths()) -> TrackSet:
+def image_trackset(cfg: TrainConfig, paths: ProjectPaths | None = None) -> TrackSet:
     "The spectrogram PNGs of `cfg.images_path` (genre folders), split by track; each is decoded when used."
+    paths = paths or ProjectPaths()
     root = resolve_path(cfg.images_path, paths)
     tracks = split_tracks(find_images(root), cfg.split, cfg.seed)
     written_by_us = root / 'audio_config.json'
@@ -199,18 +205,18 @@ def spec_augment(x: torch.Tensor, gen: torch.Generator, n_masks: int = 2, max_bi
     x = x.clone()
     for size, dim in ((max_bins, 2), (max_frames, 3)):
         length = x.shape[dim]
-        for _ in range(n_masks):
+        for _ in range(n_masks):     # drawn on the CPU generator, so a seed gives the same masks on any device
             width = torch.randint(0, size + 1, (b,), generator=gen)
             start = (torch.rand(b, generator=gen) * (length - width).clamp_min(1)).long()
             pos = torch.arange(length)
-            mask = (pos[None] >= start[:, None]) & (pos[None] < (start + width)[:, None])
+            mask = ((pos[None] >= start[:, None]) & (pos[None] < (start + width)[:, None])).to(x.device)
             x.masked_fill_(mask[:, None, :, None] if dim == 2 else mask[:, None, None, :], 0.0)
     return x
 
 def mixup(x: torch.Tensor, target: torch.Tensor, gen: torch.Generator, alpha: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
     "Blend each example of a batch (and its target distribution) with another example of the batch."
     lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(alpha, alpha))
-    perm = torch.randperm(len(x), generator=gen)
+    perm = torch.randperm(len(x), generator=gen).to(x.device)
     return lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
 
 # %% ../nbs/03_train.ipynb #ba7b954b
@@ -225,6 +231,29 @@ class WindowDataset(torch.utils.data.Dataset):
         row = self.positions[t]
         x = segment_input(window(self.data.load(row), offset, self.frames), self.data.audio.top_db)
         return torch.from_numpy(x)[None], int(self.labels[row])
+
+# %% ../nbs/03_train.ipynb #4551224a
+class WindowSource:
+    "The spectrograms of a TrackSet's `rows` as one padded tensor on `device`; batches of windows are cut and scaled there."
+    def __init__(self, data: TrackSet, rows: np.ndarray, device: str = 'cpu'):
+        specs = [data.load(r) for r in rows]
+        self.frames, self.top_db = data.audio.segment_frames, data.audio.top_db
+        padded = np.empty((len(specs), specs[0].shape[0], max(self.frames, *(s.shape[1] for s in specs))), np.float32)
+        for i, s in enumerate(specs): padded[i, :, :s.shape[1]], padded[i, :, s.shape[1]:] = s, s.min()
+        self.specs = torch.from_numpy(padded).to(device)
+        self.labels = torch.as_tensor(data.tracks.label.values[rows]).to(device)
+        self._bins, self._frames = torch.arange(padded.shape[1], device=device), torch.arange(self.frames, device=device)
+
+    def batch(self, tracks: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        "Windows (B, 1, mels, frames) of `tracks` (positions in `rows`) from frames `starts`, scaled to [0, 1], and their labels."
+        x = self.specs[tracks[:, None, None], self._bins[None, :, None], (starts[:, None] + self._frames)[:, None, :]]
+        rel = torch.clamp_min(x - x.amax(dim=(1, 2), keepdim=True), -self.top_db)
+        return (rel / self.top_db + 1.0)[:, None], self.labels[tracks]
+
+    def batches(self, plan: list[tuple[int, int]], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        "The plan's windows in batches of `batch_size`, in order."
+        tracks, starts = (torch.as_tensor(c, device=self.specs.device) for c in zip(*plan))
+        for i in range(0, len(plan), batch_size): yield self.batch(tracks[i:i + batch_size], starts[i:i + batch_size])
 
 # %% ../nbs/03_train.ipynb #19a412e2
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -248,12 +277,15 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
     if name == 'rmsprop': return torch.optim.RMSprop(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise BadInputError(f"optimizer '{name}' is not one of sgd, adam, adamw, rmsprop")
 
-def make_schedule(name: str, opt: torch.optim.Optimizer, lr: float, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    "A per-step learning-rate schedule: one-cycle (warm-up then cosine decay) or cosine decay."
+def make_schedule(name: str, opt: torch.optim.Optimizer, lr: float, total_steps: int, warmup: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
+    "A per-step learning-rate schedule: one-cycle (warm-up then cosine decay) or cosine decay (after a `warmup` share of linear warm-up)."
     total_steps = max(total_steps, 1)
     # one-cycle needs a few steps to warm up in; a run of a handful of steps (a smoke test) decays only
     if name == 'onecycle' and total_steps >= 8: return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.25)
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    ramp = int(warmup * total_steps)
+    if ramp == 0: return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    return torch.optim.lr_scheduler.SequentialLR(opt, [torch.optim.lr_scheduler.LinearLR(opt, 0.1, total_iters=ramp),
+                                                       torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps - ramp)], [ramp])
 
 # %% ../nbs/03_train.ipynb #edb6c42a
 def classification_metrics(y_true, y_pred, n_classes: int) -> dict[str, float]:
@@ -322,53 +354,6 @@ def set_rng_states(states: dict) -> None:
     torch.set_rng_state(states['torch'])
     if 'cuda' in states and torch.cuda.is_available(): torch.cuda.set_rng_state_all(states['cuda'])
 
-# %% ../nbs/03_train.ipynb #6ef35472
-def tracking_uri(uri: str, paths: ProjectPaths) -> str:
-    "The MLflow tracking URI to use: `uri`, or the local SQLite store under the project."
-    if uri: return uri
-    (paths.root / 'mlruns').mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{paths.root / 'mlruns' / 'mlflow.db'}"
-
-def set_experiment(uri: str, name: str, paths: ProjectPaths) -> str:
-    "Point MLflow at `uri` and experiment `name` (created with artifacts under the project for local stores); its id."
-    import mlflow
-    mlflow.set_tracking_uri(uri)
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is not None: return exp.experiment_id
-    artifacts = (paths.root / 'mlruns' / 'artifacts').as_uri() if uri.startswith('sqlite:') else None
-    try: return mlflow.create_experiment(name, artifact_location=artifacts)
-    except Exception:                                    # another process created it first
-        return mlflow.get_experiment_by_name(name).experiment_id
-
-def git_commit(root: Path) -> str:
-    "The checkout's commit (with '+dirty' when files differ from it), or 'unknown' outside git."
-    try:
-        sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root, capture_output=True, text=True).stdout.strip()
-        return sha + ('+dirty' if dirty else '')
-    except (OSError, subprocess.CalledProcessError): return 'unknown'
-
-# %% ../nbs/03_train.ipynb #50149d47
-from contextlib import contextmanager
-
-@contextmanager
-def mlflow_run(cfg: Settings, paths: ProjectPaths, run_id: str | None = None, tags: dict | None = None,
-               nested: bool = False, enabled: bool = True, run_name: str | None = None):
-    "Start (or reopen `run_id`) an MLflow run with `tags`, yielding it; ended FAILED if the block raises or is interrupted."
-    if not enabled: yield None; return
-    import mlflow
-    uri = tracking_uri(getattr(cfg, 'mlflow_tracking_uri', ''), paths)
-    exp = set_experiment(uri, getattr(cfg, 'experiment', 'genre-classification'), paths)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp, nested=nested, run_name=run_name)
-    try:
-        if tags: mlflow.set_tags(tags)
-        yield run
-    except BaseException as e:   # a pruned Optuna trial was stopped on purpose: KILLED, not FAILED
-        mlflow.end_run('KILLED' if type(e).__name__ == 'TrialPruned' else 'FAILED'); raise
-    mlflow.end_run('FINISHED')
-
 # %% ../nbs/03_train.ipynb #42a39d31
 def plot_learning_curve(history: pd.DataFrame):
     "Training loss and validation accuracy by epoch."
@@ -407,6 +392,53 @@ def log_run_results(history: pd.DataFrame, test: Evaluation, classes: list[str],
         mlflow.log_figure(fig, name); plt.close(fig)
     mlflow.log_artifact(str(model_file), artifact_path='model')
 
+# %% ../nbs/03_train.ipynb #51fa5d34
+@dataclass(frozen=True)
+class StepSettings:
+    "How a training step runs: bf16 autocast (else fp32) and the channels-last memory format (else contiguous)."
+    bf16: bool = False
+    channels_last: bool = False
+
+# (device kind, model, batch 32 or 256) -> the fastest setting with fp32 arithmetic; absent: plain fp32 was fastest.
+# 'cuda': benchmarks/gpu.py on an NVIDIA H200; 'cpu': benchmarks/training.py on this project's 2-core x86-64 CPU.
+STEP_SETTINGS = {('cuda', model, batch): StepSettings(channels_last=True)
+                 for model, batches in {'small_cnn': (32, 256), 'resnet18': (32, 256), 'resnet34': (256,), 'resnet50': (256,),
+                                        'vgg16': (32, 256), 'alexnet': (32, 256), 'densenet121': (32, 256),
+                                        'efficientnet_b0': (32, 256)}.items() for batch in batches}
+STEP_SETTINGS['cpu', 'small_cnn', 32] = StepSettings(channels_last=True)     # 1.28x; ResNet-18: 1.03x, so left in fp32
+
+def device_kind(device: str) -> str:
+    "The key of `device` in `STEP_SETTINGS`: 'cuda' or 'cpu'."
+    return 'cuda' if device.startswith('cuda') else 'cpu'
+
+def step_settings(model: str, device: str, batch_size: int = 32, precision: str = 'auto', memory_format: str = 'auto') -> StepSettings:
+    "The step settings for `model` on `device` at `batch_size`: the measured ones (`STEP_SETTINGS`) where a setting is 'auto'."
+    measured = STEP_SETTINGS.get((device_kind(device), model, 32 if batch_size <= 90 else 256), StepSettings())
+    return StepSettings(bf16=measured.bf16 if precision == 'auto' else precision == 'bf16',
+                        channels_last=measured.channels_last if memory_format == 'auto' else memory_format == 'channels_last')
+
+# %% ../nbs/03_train.ipynb #dbfe6bab
+LR_BASE_BATCH = 32
+
+def scaled_lr(lr: float, batch_size: int, rule: str = 'auto', optimizer: str = 'adamw') -> float:
+    "The peak learning rate for `batch_size`: `lr` (meant for batches of up to `LR_BASE_BATCH`) scaled by `rule`."
+    if rule == 'auto': rule = 'linear' if optimizer == 'sgd' else 'sqrt'
+    factor = max(1.0, batch_size / LR_BASE_BATCH)
+    return lr * {'linear': factor, 'sqrt': math.sqrt(factor), 'none': 1.0}[rule]
+
+# %% ../nbs/03_train.ipynb #6a3d81ae
+BN_WINDOWS = 256
+
+@torch.no_grad()
+def recalibrate_batchnorm(net: nn.Module, source: WindowSource, plan: list[tuple[int, int]], batch_size: int, d: Dist = Dist()) -> None:
+    "Recompute `net`'s batch-norm running statistics from up to `BN_WINDOWS` windows of `plan`, averaged over the ranks."
+    from torch.optim.swa_utils import update_bn
+    update_bn((x for x, _ in source.batches(plan[:BN_WINDOWS], batch_size)), net)
+    if d.world > 1:
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                for buf in (m.running_mean, m.running_var): dist.all_reduce(buf); buf /= d.world
+
 # %% ../nbs/03_train.ipynb #a292e1fa
 @dataclass
 class TrainResult:
@@ -425,30 +457,31 @@ def _meta(cfg: TrainConfig, data: TrackSet, run_id: str | None) -> dict:
             'trained_on': data.source, 'synthetic_only': data.synthetic, 'dataset_fingerprint': data.fingerprint,
             'mlflow_run_id': run_id or '', 'config': cfg.model_dump()}
 
-def _train_epoch(model, loader, opt, sched, loss_fn, cfg: TrainConfig, epoch: int, device: str, d: Dist, n_classes: int) -> float:
-    "One pass over the epoch's plan; the mean training loss."
+def _train_epoch(model, source: WindowSource, plan: list, opt, sched, loss_fn, cfg: TrainConfig, epoch: int, d: Dist,
+                 step: StepSettings, n_classes: int, progress: bool = True) -> float:
+    "One pass over the epoch's plan, its windows cut on the training device; the mean training loss."
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + d.rank)
-    total, count = 0.0, 0
-    bar = tqdm(loader, desc=f'epoch {epoch + 1}/{cfg.epochs}', unit='batch', disable=not d.main, mininterval=1.0, leave=True,
-               file=sys.stdout, ncols=100)
-    for x, y in bar:
+    device = source.specs.device
+    total, count = torch.zeros((), device=device), 0     # summed where it is computed: reading it each step would wait for the GPU
+    bar = tqdm(source.batches(plan, cfg.batch_size), total=math.ceil(len(plan) / cfg.batch_size), desc=f'epoch {epoch + 1}/{cfg.epochs}',
+               unit='batch', disable=not (progress and d.main), mininterval=1.0, leave=True, file=sys.stdout, ncols=100)
+    for i, (x, y) in enumerate(bar):
         target = F.one_hot(y, n_classes).float()
         if cfg.augment: x = spec_augment(x, gen); x, target = mixup(x, target, gen)
-        x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        on_gpu = device.startswith('cuda')
-        if on_gpu: x = x.contiguous(memory_format=torch.channels_last)      # what cuDNN's fastest convolutions want
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=on_gpu):   # mixed precision on GPUs; bf16 needs no loss scaling
+        if step.channels_last: x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.bf16):    # bf16 needs no loss scaling
             loss = loss_fn(model(x).float(), target)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
-        total += loss.item() * len(x); count += len(x)
-        bar.set_postfix(loss=f'{total / count:.3f}', refresh=False)
-    return total / max(count, 1)
+        total += loss.detach() * len(x); count += len(x)
+        if not bar.disable and i % 20 == 0: bar.set_postfix(loss=f'{total.item() / count:.3f}', refresh=False)
+    return total.item() / max(count, 1)
 
 # %% ../nbs/03_train.ipynb #3f77f936
-def train(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), data: TrackSet | None = None, progress: bool = True,
+def train(cfg: TrainConfig, paths: ProjectPaths | None = None, data: TrackSet | None = None, progress: bool = True,
           log_to_mlflow: bool = True, on_epoch: Callable[[int, dict], None] | None = None, tags: dict | None = None) -> TrainResult:
     "Train `cfg.model` on spectrogram windows as `cfg` says; checkpoints, MLflow logging and a test evaluation."
+    paths = paths or ProjectPaths()
     if cfg.model == PROBE_MODEL: return train_probe(cfg, paths, progress, log_to_mlflow, on_epoch, tags)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
@@ -459,12 +492,15 @@ def train(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), data: TrackSet
     train_rows = data.indices('train')
     if len(train_rows) == 0 or len(data.indices('valid')) == 0: raise BadInputError('the split left no training or no validation tracks')
     n_frames = data.tracks.frames.values[train_rows].tolist()
+    step = step_settings(cfg.model, device, cfg.batch_size, cfg.precision, cfg.memory_format)
     net = build_model(cfg.model, n_classes, pretrained=cfg.pretrained).to(device)
-    if device.startswith('cuda'): net = net.to(memory_format=torch.channels_last)
+    if step.channels_last: net = net.to(memory_format=torch.channels_last)
     model = nn.parallel.DistributedDataParallel(net) if d.world > 1 else net
     steps = math.ceil(len(epoch_plan(n_frames, frames, cfg.segments_per_track, cfg.seed, 0, d)) / cfg.batch_size)
-    opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    sched = make_schedule(cfg.schedule, opt, cfg.lr, cfg.epochs * steps)
+    lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling, cfg.optimizer)
+    opt = make_optimizer(cfg.optimizer, model.parameters(), lr, cfg.weight_decay)
+    sched = make_schedule(cfg.schedule, opt, lr, cfg.epochs * steps, warmup=0.05 if lr > cfg.lr else 0.0)
+    source = WindowSource(data, train_rows, device)
     run_dir = resolve_path(cfg.checkpoints_path, paths) / f'{cfg.model}-{cfg.run_key()}'
     start, history, best, best_state, run_id = 0, [], -1.0, None, None
     if cfg.resume and (run_dir / 'last.pt').exists():
@@ -478,17 +514,17 @@ def train(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), data: TrackSet
     tags = {'dataset_fingerprint': data.fingerprint, 'dataset': data.source, 'git_commit': git_commit(paths.root),
             'mlflow.source.git.commit': git_commit(paths.root).removesuffix('+dirty'), 'run_dir': str(run_dir), **(tags or {})}
     with mlflow_run(cfg, paths, run_id, tags, enabled=log_to_mlflow and d.main, run_name=run_dir.name if not run_id else None) as run:
-        import mlflow
+        if run: import mlflow            # only when logging: training itself does not need MLflow installed
         run_id = run.info.run_id if run else None
-        if run and start == 0: mlflow.log_params({**cfg.model_dump(), 'n_train_tracks': len(train_rows), 'world_size': d.world})
+        if run and start == 0: mlflow.log_params({**cfg.model_dump(), 'n_train_tracks': len(train_rows), 'world_size': d.world,
+                                                  'peak_lr': lr, 'step_bf16': step.bf16, 'step_channels_last': step.channels_last})
         for epoch in range(start, cfg.epochs):
             plan = epoch_plan(n_frames, frames, cfg.segments_per_track, cfg.seed, epoch, d)
-            loader = torch.utils.data.DataLoader(WindowDataset(data, train_rows, plan), batch_size=cfg.batch_size, shuffle=False,
-                                                 num_workers=cfg.num_workers, pin_memory=device.startswith('cuda'))
             started = time.perf_counter()
-            loss = _train_epoch(model, loader, opt, sched, LOSSES[cfg.criterion], cfg, epoch, device, d, n_classes)
+            loss = _train_epoch(model, source, plan, opt, sched, LOSSES[cfg.criterion], cfg, epoch, d, step, n_classes, progress)
             speed = len(plan) * d.world / (time.perf_counter() - started)   # throughput varies: logged, kept out of the history
             loss = float(np.mean(gather(loss, d)))
+            recalibrate_batchnorm(net, source, plan, cfg.batch_size, d)
             valid = evaluate(net, data, 'valid', device, d)
             row = {'epoch': epoch + 1, 'train_loss': loss, 'lr': sched.get_last_lr()[0], 'samples_seen': len(plan) * d.world,
                    **{f'valid_{k}': v for k, v in valid.metrics.items()}}
@@ -516,8 +552,9 @@ def train(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), data: TrackSet
     return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run_id, cfg)
 
 # %% ../nbs/03_train.ipynb #8b185764
-def probe_trackset(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress: bool = True) -> TrackSet:
+def probe_trackset(cfg: TrainConfig, paths: ProjectPaths | None = None, progress: bool = True) -> TrackSet:
     "The tracks of `cfg.data_dir` (or the built-in dataset), split, with their musicnn patch embeddings (patches × 400) from the cache."
+    paths = paths or ProjectPaths()
     root, source, synthetic = dataset_root(cfg, paths, progress)
     tracks = build_embedding_cache(split_tracks(find_tracks(root), cfg.split, cfg.seed), paths.cache, progress=progress)
     embeddings = [np.load(f) for f in tracks.embedding_file]
@@ -553,9 +590,10 @@ def probe_model(head: nn.Module, n_classes: int) -> MusicnnProbe:
 # %% ../nbs/03_train.ipynb #ecc479fb
 PROBE_HIDDEN, PROBE_DROPOUT = 128, 0.3
 
-def train_probe(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress: bool = True, log_to_mlflow: bool = True,
+def train_probe(cfg: TrainConfig, paths: ProjectPaths | None = None, progress: bool = True, log_to_mlflow: bool = True,
                 on_epoch: Callable[[int, dict], None] | None = None, tags: dict | None = None) -> TrainResult:
     "Train a head on musicnn embeddings of `cfg`'s tracks; MLflow logging, a test evaluation and a self-contained `model.pt`."
+    paths = paths or ProjectPaths()
     seed_everything(cfg.seed)
     data = probe_trackset(cfg, paths, progress)
     train_rows, n_classes = data.indices('train'), len(data.classes)
@@ -595,12 +633,6 @@ def train_probe(cfg: TrainConfig, paths: ProjectPaths = ProjectPaths(), progress
         if run: log_run_results(hist, test, data.classes, run_dir / 'model.pt')
         if cfg.reports_dir: write_train_reports(hist, test, resolve_path(cfg.reports_dir, paths))
     return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run.info.run_id if run else None, cfg)
-
-# %% ../nbs/03_train.ipynb #3a48ef41
-def packaged_feature_table() -> Path:
-    "The real GTZAN Kaggle feature table (features_30_sec.csv, 1000 tracks) shipped with the package."
-    from importlib import resources
-    return Path(str(resources.files('genre_classification') / 'resources' / 'gtzan_features_30_sec.csv'))
 
 # %% ../nbs/03_train.ipynb #d62db70b
 class FeatureTrainConfig(Settings):
@@ -698,8 +730,9 @@ class FeatureResult:
     model_file: Path
     run_id: str | None
 
-def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths = ProjectPaths(), log_to_mlflow: bool = True) -> FeatureResult:
+def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True) -> FeatureResult:
     "Fit the feature MLP on a Kaggle-format table's train+valid tracks, score its test tracks, save and log it."
+    paths = paths or ProjectPaths()
     source = resolve_path(cfg.features_csv, paths) if cfg.features_csv and '://' not in cfg.features_csv else (cfg.features_csv or packaged_feature_table())
     table = read_feature_table(source)
     classes = _classes_of(table.rename(columns={'label': 'genre'}))
@@ -737,6 +770,7 @@ def _cnn_options(
     weight_decay: float = 1e-4,                # weight decay
     epochs: int = 6,                           # passes over the training tracks
     batch_size: int = 32,                      # windows per optimisation step
+    lr_scaling: str = 'auto',                  # how lr grows for batches over 32: linear, sqrt, none; auto: sqrt (linear for sgd)
     segment_seconds: float = 3.0,              # length of the window a model sees (s)
     segments_per_track: int = 4,               # random windows per training track per epoch
     schedule: str = 'onecycle',                # onecycle or cosine
@@ -746,7 +780,8 @@ def _cnn_options(
     pretrained: bool = False,                  # start from ImageNet weights in the torch cache
     augment: bool_arg = False,                 # SpecAugment masking and mixup (True or False)
     device: str = 'auto',                      # auto, cpu, cuda or cuda:N
-    num_workers: int = 0,                      # DataLoader worker processes
+    precision: str = 'auto',                   # auto (the fastest measured), fp32 or bf16
+    memory_format: str = 'auto',               # auto (the fastest measured), contiguous or channels_last
     checkpoints_path: str = 'checkpoints',     # folder for checkpoints (relative = under the project)
     resume: bool = False,                      # continue the last run with these settings from its checkpoint
     mlflow_tracking_uri: str = '',             # MLflow tracking URI (empty = mlruns/ under the project)

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 from pydantic import Field, field_validator
 
 from .core import BadInputError, ProjectPaths, Settings, check_params
-from .train import TrainConfig, resolve_path, set_experiment, tracking_uri, train
+from .tracking import set_experiment, tracking_uri
+from .train import TrainConfig, resolve_path, train
 
 # %% auto #0
 __all__ = ['FAST_MODELS', 'TuneConfig', 'storage_url', 'masked', 'is_database', 'retrying', 'open_storage',
@@ -57,8 +58,9 @@ class TuneConfig(Settings):
         return v
 
 # %% ../nbs/07_tune.ipynb #9f7a1ea2
-def storage_url(cfg: TuneConfig, paths: ProjectPaths = ProjectPaths()) -> str:
+def storage_url(cfg: TuneConfig, paths: ProjectPaths | None = None) -> str:
     "The storage of `cfg`'s study: its setting, $storage_env, or runs/optuna/<study>.journal."
+    paths = paths or ProjectPaths()
     return cfg.storage or os.environ.get(cfg.storage_env, '') or str(paths.runs / 'optuna' / f'{cfg.study}.journal')
 
 def masked(url: str) -> str:
@@ -96,8 +98,9 @@ def open_storage(url: str, cfg: TuneConfig):
                             f'{str(e).splitlines()[0].replace(url, masked(url))}') from None
 
 # %% ../nbs/07_tune.ipynb #9dbc9ef1
-def suggest_train_config(trial: optuna.Trial, cfg: TuneConfig, paths: ProjectPaths = ProjectPaths()) -> TrainConfig:
+def suggest_train_config(trial: optuna.Trial, cfg: TuneConfig, paths: ProjectPaths | None = None) -> TrainConfig:
     "The training settings of `trial`, drawn from the search space."
+    paths = paths or ProjectPaths()
     return TrainConfig(
         model=trial.suggest_categorical('model', list(cfg.models)),
         optimizer=trial.suggest_categorical('optimizer', ['sgd', 'adam', 'adamw', 'rmsprop']),
@@ -166,8 +169,9 @@ def study_run_id(study: optuna.Study, cfg: TuneConfig, paths: ProjectPaths, crea
 
 def _stop_on_sigterm(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
 
-def run_worker(cfg: TuneConfig, paths: ProjectPaths = ProjectPaths(), log_to_mlflow: bool = True, poll_seconds: float = 2.0) -> optuna.Study:
+def run_worker(cfg: TuneConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True, poll_seconds: float = 2.0) -> optuna.Study:
     "Run trials of `cfg.study` until it has `cfg.n_trials` finished ones; returns the study."
+    paths = paths or ProjectPaths()
     url = storage_url(cfg, paths)
     study, created = load_study(cfg, url)
     print(f'worker {_worker_id()}: study {cfg.study!r} in {masked(url)}', file=sys.stderr, flush=True)

@@ -7,9 +7,14 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / 'benchmarks'
 
 SMOKE = {'features.py': ['--clips', '4', '--runs', '1', '--memory-clips', '0'],
-         'training.py': ['--tracks-per-genre', '3', '--runs', '1', '--steps', '2', '--no-compile'],
+         'training.py': ['--tracks-per-genre', '3', '--runs', '1', '--steps', '2'],
          'main_job.py': ['--model', 'small_cnn', '--epochs', '1', '--tracks-per-genre', '3'],
-         'predict.py': ['--model', 'small_cnn', '--clips', '3']}
+         'predict.py': ['--model', 'small_cnn', '--clips', '3'],
+         'data_steps.py': ['--workers', '1', '2', '--clips', '20', '--cache-clips', '20', '--feature-clips', '4'],
+         # the GPU benchmark's code paths, on the CPU
+         'gpu.py': ['--device', 'cpu', '--models', 'small_cnn', '--batches', '4', '8', '--steps', '1', '--epochs', '1',
+                    '--accuracy-models', 'small_cnn', '--tracks-per-genre', '3', '--workers', '1', '2', '--clips', '20',
+                    '--cache-clips', '20', '--feature-clips', '4']}
 
 
 @pytest.mark.parametrize('script', sorted(SMOKE))

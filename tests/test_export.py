@@ -11,7 +11,9 @@ from genre_classification.data import load_audio
 from genre_classification.export import export_onnx, load_onnx, max_probability_difference
 from genre_classification.features import KAGGLE_FEATURES, log_mel, track_windows
 from genre_classification.models import build_model
-from genre_classification.train import FeatureTrainConfig, feature_matrix, fit_feature_mlp, packaged_feature_table, read_feature_table
+from genre_classification.data import packaged_feature_table
+from genre_classification.features import read_feature_table
+from genre_classification.train import FeatureTrainConfig, feature_matrix, fit_feature_mlp
 
 
 @pytest.fixture(scope='module')

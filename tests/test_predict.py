@@ -14,7 +14,8 @@ from genre_classification.export import export_onnx
 from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, make_real_music_model, open_predictor, predict_file,
                                           predict_paths, predictors)
 from genre_classification.synth import make_default_dataset, synth_track
-from genre_classification.train import FeatureTrainConfig, TrainConfig, packaged_feature_table, train, train_feature_model
+from genre_classification.data import packaged_feature_table
+from genre_classification.train import FeatureTrainConfig, TrainConfig, train, train_feature_model
 
 PYTHON = sys.executable
 ENV = {**os.environ, 'PATH': f"{Path(PYTHON).parent}:{os.environ['PATH']}"}
@@ -158,3 +159,10 @@ def test_a_broken_real_music_model_is_a_one_line_error(tmp_path, features_withou
     with pytest.raises(Exception, match='without tagger, features_model, feature_weight'): open_predictor(tmp_path / 'real_music.json')
     from genre_classification.musicnn import export_tagger
     with pytest.raises(Exception, match='not a genre model'): open_predictor(export_tagger(tmp_path / 'musicnn_tagger.onnx'))
+
+
+def test_a_folder_without_audio_is_an_error_not_an_empty_table(tmp_path, capsys, cnn_onnx):
+    (tmp_path / 'notes.txt').write_text('no music here')
+    assert predictors([str(tmp_path), '--model', str(cnn_onnx)]) == 2
+    out, err = capsys.readouterr()
+    assert out == '' and f'predictors: error: no audio files in {tmp_path}' in err and '.mp3' in err

@@ -1,6 +1,6 @@
 """Training runs you can trust: determinism, kill-and-resume, MLflow records (FAILED on interrupt), bad parameters
 stopped with one line (Python, CLI, papermill), the image route, the papermill job itself, and the feature MLP against baselines."""
-import json, os, signal, subprocess, sys, textwrap
+import inspect, json, os, signal, subprocess, sys, textwrap
 from pathlib import Path
 
 import mlflow
@@ -14,7 +14,8 @@ from genre_classification.data import find_tracks
 from genre_classification.features import create_image_features
 from genre_classification.synth import make_default_dataset
 from genre_classification import train as train_module
-from genre_classification.train import (FeatureTrainConfig, TrainConfig, compare_with_baselines, packaged_feature_table,
+from genre_classification.data import packaged_feature_table
+from genre_classification.train import (FeatureTrainConfig, TrainConfig, compare_with_baselines,
                                         read_feature_table, train, train_feature_model)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,9 +94,9 @@ def test_a_finished_run_records_everything(tmp_path, tiny_audio):
 def test_an_interrupted_run_is_marked_failed(tmp_path, tiny_audio, monkeypatch, interruption):
     "Ctrl-C (KeyboardInterrupt) or an error during epoch 2 ends the MLflow run FAILED; the exception goes on."
     real_epoch = train_module._train_epoch
-    def epoch_then_stop(model, loader, opt, sched, loss_fn, cfg, epoch, *args):
-        if epoch == 1: raise interruption('stopped')
-        return real_epoch(model, loader, opt, sched, loss_fn, cfg, epoch, *args)
+    def epoch_then_stop(*args):
+        if inspect.signature(real_epoch).bind(*args).arguments['epoch'] == 1: raise interruption('stopped')
+        return real_epoch(*args)
     monkeypatch.setattr(train_module, '_train_epoch', epoch_then_stop)
     with pytest.raises(interruption): train(tiny_config(tmp_path, tiny_audio), ProjectPaths(root=tmp_path), progress=False)
     runs = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_runs(

@@ -1,0 +1,74 @@
+"The notebook order is the dependency order: no module imports one made from a later notebook (lazy imports included)."
+import ast, re, subprocess, sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / 'genre_classification'
+
+
+def notebook_of(module: Path) -> str | None:
+    "The notebook a module is exported from (its header says), e.g. '03_models'."
+    found = re.search(r'File to edit: \.\./nbs/([\w.]+)\.ipynb', module.read_text()[:1000])
+    return found and found.group(1)
+
+
+def imported_modules(module: Path) -> set[str]:
+    "The package's modules that `module` imports, at the top or inside functions."
+    names = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.level == 1: names.add(node.module.split('.')[0])
+            elif node.module.startswith('genre_classification.'): names.add(node.module.split('.')[1])
+            elif node.module == 'genre_classification': names.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split('.')[1] for a in node.names if a.name.startswith('genre_classification.'))
+    return names
+
+
+def test_no_module_imports_a_later_notebook():
+    notebooks = {p.stem: notebook_of(p) for p in PACKAGE.glob('*.py') if notebook_of(p)}
+    assert {'core', 'data', 'train', 'predict'} <= set(notebooks)
+    assert 'musicnn' in imported_modules(PACKAGE / 'models.py')        # an import inside a function counts too
+    upward = [f'{m} ({notebooks[m]}) imports {i} ({notebooks[i]})' for m in notebooks
+              for i in imported_modules(PACKAGE / f'{m}.py') if i in notebooks and notebooks[i] > notebooks[m]]
+    assert not upward, upward
+
+
+WITHOUT_TORCH = """
+import sys
+class NoTorch:             # `import torch` (or torchvision) raises ImportError, as where it is not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'torchvision'): raise ModuleNotFoundError(f"No module named '{name}' (made unimportable)")
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def test_predicting_the_demo_and_monitoring_need_no_torch(served_models, shared_data, tmp_path):
+    song = shared_data / 'gtzan_clips' / 'classical' / 'classical.00000.wav'
+    script = WITHOUT_TORCH + f'''
+from genre_classification.predict import predictors
+assert predictors([{str(song)!r}, '--model', {str(served_models / 'real_music.json')!r}, '--format', 'json']) == 0
+from genre_classification.app import analyse
+probabilities, timeline, spectrogram = analyse({str(song)!r}, {str(served_models / 'small_cnn.onnx')!r})
+assert len(probabilities) == 10
+from genre_classification.cli import pipeline
+code = pipeline(['monitor', {str(shared_data / 'audio_formats')!r}, '--output_dir', {str(tmp_path / 'monitor')!r}])
+print('monitor exit code', code)
+assert 'torch' not in sys.modules
+sys.exit(0 if code in (0, 1) else 3)
+'''
+    done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert 'monitor exit code' in done.stdout and (tmp_path / 'monitor').is_dir()
+
+
+def test_no_default_is_a_project_found_at_import_time():
+    "A `ProjectPaths()` default would fix the project root when the module is imported; functions take `None` and look then."
+    import importlib, inspect
+    from genre_classification.core import ProjectPaths
+    frozen = []
+    for module in sorted(p.stem for p in PACKAGE.glob('*.py') if notebook_of(p)):
+        if module in ('app', 'serve', 'tune', 'monitor'): continue      # their optional extras may be absent; checked below by source
+        for name, fn in inspect.getmembers(importlib.import_module(f'genre_classification.{module}'), inspect.isfunction):
+            frozen += [f'{module}.{name}({p})' for p in inspect.signature(fn).parameters.values() if isinstance(p.default, ProjectPaths)]
+    assert not frozen, frozen
+    assert not [p.name for p in PACKAGE.glob('*.py') if re.search(r'ProjectPaths\s*=\s*ProjectPaths\(', p.read_text())]
