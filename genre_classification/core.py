@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['GENRES', 'THREAD_LIMITS', 'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig',
            'project_root', 'ProjectPaths', 'user_cache', 'sha1_file', 'fingerprint', 'write_report', 'seed_everything',
-           'pick_device', 'default_workers', 'chunked', 'map_in_processes', 'run_command']
+           'pick_device', 'default_workers', 'chunked', 'map_in_processes', 'run_command', 'options_from']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
 GENRES = ['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']
@@ -259,3 +259,21 @@ def run_command(fn: Callable, argv: list[str], prog: str) -> int:
     except KeyboardInterrupt:
         print(f'{prog}: interrupted', file=sys.stderr); return 130
     return result if isinstance(result, int) else 0
+
+# %% ../nbs/00_core.ipynb #51b11988
+def options_from(settings: type[Settings], exclude: Iterable[str] = ()) -> Callable[[Callable], Callable]:
+    "Decorator: `fn`'s command-line options are its own parameters and the fields of `settings` (default, help from the field)."
+    import inspect, typing
+    from fastcore.script import Param, bool_arg, store_true
+    def option(field) -> Param:
+        allowed = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else ()
+        if field.annotation is bool: return Param(field.description, store_true if field.default is False else bool_arg)   # off by default: a flag
+        kind = field.annotation if field.annotation in (int, float) else str
+        return Param(field.description + (f" ({', '.join(map(str, allowed))})" if allowed else ''), kind)
+    def decorate(fn: Callable) -> Callable:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        fields = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=option(field))
+                  for name, field in settings.model_fields.items() if name not in {*exclude, *(p.name for p in own)}]
+        fn.__signature__ = inspect.Signature(own + fields)
+        return fn
+    return decorate

@@ -12,7 +12,7 @@ import onnx
 
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
+from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, write_report
 
 # %% auto #0
 __all__ = ['META_KEY', 'export_onnx', 'check_external_data', 'load_onnx', 'max_probability_difference', 'ExportConfig',
@@ -126,11 +126,8 @@ def run_export(cfg: ExportConfig, paths: ProjectPaths | None = None) -> tuple[Pa
     if cfg.reports_dir: write_report(under_root(cfg.reports_dir) / 'export.json', report)
     return onnx_file, report
 
-def export_cli(model_file: str = '',          # a model file from training, or a folder of them (empty: the newest under checkpoints_path)
-               output: str = '',              # where to write the ONNX file (empty: beside the model file)
-               model: str = '',               # with model_file empty: the newest of this architecture (e.g. resnet18, feature_mlp)
-               checkpoints_path: str = 'checkpoints',  # where training put its checkpoints
-               reports_dir: str = ''):        # also write export.json (file size, parity with torch) there
+@options_from(ExportConfig)
+def export_cli(**settings):
     "Export a trained model to ONNX, with the metadata prediction needs."
-    onnx_file, report = run_export(check_params(ExportConfig, dict(locals())))
+    onnx_file, report = run_export(check_params(ExportConfig, settings))
     print(onnx_file)

@@ -14,13 +14,11 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from fastcore.script import bool_arg
-from fastcore.meta import delegates
 from pydantic import Field, field_validator
 from torch import nn
 from tqdm import tqdm
 
-from .core import (AudioConfig, BadInputError, GENRES, ProjectPaths, Settings, check_params,
+from .core import (AudioConfig, BadInputError, GENRES, ProjectPaths, Settings, check_params, options_from,
                                        fingerprint, pick_device, seed_everything, sha1_file, write_report)
 from .data import find_images, find_tracks, packaged_feature_table, split_tracks
 from .features import (KAGGLE_FEATURES, build_log_mel_cache, read_feature_table, read_spectrogram_image,
@@ -762,67 +760,32 @@ def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = No
     return FeatureResult(metrics, y[score], pred, classes, run_dir / 'model.pt', run.info.run_id if run else None)
 
 # %% ../nbs/03_train.ipynb #916e7d56
-def _cnn_options(
-    model: str = 'resnet18',                   # small_cnn, resnet18, resnet34, resnet50, vgg16, alexnet, densenet121, efficientnet_b0, mobilenet_v3_small, musicnn_probe
-    criterion: str = 'cross_entropy',          # cross_entropy, label_smoothing, kldiv or focal
-    optimizer: str = 'adamw',                  # sgd (or sdg), adam, adamw or rmsprop
-    lr: float = 1e-3,                          # peak learning rate
-    weight_decay: float = 1e-4,                # weight decay
-    epochs: int = 6,                           # passes over the training tracks
-    batch_size: int = 32,                      # windows per optimisation step
-    lr_scaling: str = 'auto',                  # how lr grows for batches over 32: linear, sqrt, none; auto: sqrt (linear for sgd)
-    segment_seconds: float = 3.0,              # length of the window a model sees (s)
-    segments_per_track: int = 4,               # random windows per training track per epoch
-    schedule: str = 'onecycle',                # onecycle or cosine
-    n_mels: int = 64,                          # mel bands of the spectrogram
-    split: str = 'random',                     # random (stratified) or fault_filtered (GTZAN's artist-filtered split)
-    seed: int = 0,                             # seed of every random choice
-    pretrained: bool = False,                  # start from ImageNet weights in the torch cache
-    augment: bool_arg = False,                 # SpecAugment masking and mixup (True or False)
-    device: str = 'auto',                      # auto, cpu, cuda or cuda:N
-    precision: str = 'auto',                   # auto (the fastest measured), fp32 or bf16
-    memory_format: str = 'auto',               # auto (the fastest measured), contiguous or channels_last
-    checkpoints_path: str = 'checkpoints',     # folder for checkpoints (relative = under the project)
-    resume: bool = False,                      # continue the last run with these settings from its checkpoint
-    mlflow_tracking_uri: str = '',             # MLflow tracking URI (empty = mlruns/ under the project)
-    experiment: str = 'genre-classification',  # MLflow experiment name
-): ...
-
 def _report(result: TrainResult) -> None:
     m = result.test.metrics
     print(f"test: accuracy {m['segment_accuracy']:.3f} per window, {m['track_accuracy']:.3f} per track; "
           f"macro-F1 {m['track_macro_f1']:.3f} per track\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
 
-@delegates(_cnn_options)
+@options_from(TrainConfig, exclude={'data_dir', 'images_path'})
 def train_using_original_audios(
     audio_paths: str = '',                     # GTZAN-like folder of audio in genre folders (empty = the built-in dataset)
-    **kwargs):
+    **settings):
     "Train a CNN on log-mel spectrograms of the audio files in `audio_paths`."
-    _report(train(check_params(TrainConfig, {**kwargs, 'data_dir': audio_paths})))
+    _report(train(check_params(TrainConfig, {**settings, 'data_dir': audio_paths})))
 
-@delegates(_cnn_options)
+@options_from(TrainConfig, exclude={'data_dir', 'images_path'})
 def train_using_image_features(
     images_path: str = 'Image_data',           # folder of spectrogram PNGs in genre folders (e.g. Kaggle's images_original)
-    **kwargs):
+    **settings):
     "Train a CNN on spectrogram images, as the origin project did."
-    _report(train(check_params(TrainConfig, {**kwargs, 'images_path': images_path})))
+    _report(train(check_params(TrainConfig, {**settings, 'images_path': images_path})))
 
 # %% ../nbs/03_train.ipynb #666112f3
+@options_from(FeatureTrainConfig, exclude={'hidden'})
 def train_using_audio_features(
-    features_csv: str = '',                    # Kaggle-format table (ours or Kaggle's features_30_sec.csv); empty = the real GTZAN table shipped
-    split: str = 'fault_filtered',             # fault_filtered (GTZAN's artist-filtered test list) or random
-    epochs: int = 100,                         # passes over the training rows
-    lr: float = 3e-3,                          # peak learning rate
-    weight_decay: float = 1e-2,                # AdamW weight decay
-    ensemble: int = 3,                         # MLPs trained from different seeds, averaged
-    seed: int = 0,                             # seed of every random choice
-    checkpoints_path: str = 'checkpoints',     # folder for the model file
     compare: bool = False,                     # also print the comparison with four scikit-learn baselines (a minute or two)
-    mlflow_tracking_uri: str = '',             # MLflow tracking URI (empty = mlruns/ under the project)
-    experiment: str = 'genre-classification', # MLflow experiment name
-):
+    **settings):
     "Train the MLP on the 57 Kaggle features of a feature table (by default the real GTZAN table)."
-    cfg = check_params(FeatureTrainConfig, {k: v for k, v in locals().items() if k != 'compare'})
+    cfg = check_params(FeatureTrainConfig, settings)
     result = train_feature_model(cfg)
     print(f"test accuracy {result.metrics['test_track_accuracy']:.3f}, macro-F1 {result.metrics['test_track_macro_f1']:.3f} "
           f"({cfg.split} split)\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))

@@ -1,5 +1,5 @@
 "The package is what nbdev_export makes of the notebooks, and the notebooks are clean (nbdev_clean changes nothing)."
-import shutil, subprocess, sys
+import json, shutil, subprocess, sys
 from pathlib import Path
 
 from conftest import REPO
@@ -45,3 +45,11 @@ def test_papermill_reads_every_parameter():
             assigned = [line.split('=')[0].strip() for line in cell.source.splitlines() if line.strip() and not line.startswith('#')]
             parsed = PythonTranslator.inspect(cell)
             assert [p.name for p in parsed] == assigned, f'{path.name}: papermill reads {[p.name for p in parsed]}, the cell assigns {assigned}'
+
+
+def test_readme_is_the_one_front_page():
+    "index.ipynb (settings.ini's readme_nb) includes README.md rather than holding a second, drifting copy of its text."
+    nb = json.loads((REPO / 'nbs' / 'index.ipynb').read_text())
+    prose = [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown']
+    assert prose[0] == '{{< include ../README.md >}}' and all(len(p) < 300 for p in prose[1:]), prose
+    assert 'readme_nb = index.ipynb' in (REPO / 'settings.ini').read_text()
