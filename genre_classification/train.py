@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #91a754ec
 from __future__ import annotations
-import math, os, random, shutil, subprocess, sys, time, warnings
+import math, os, random, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Literal
@@ -25,9 +25,9 @@ from .features import (KAGGLE_FEATURES, build_log_mel_cache, read_feature_table,
                                            segment_input, track_windows, window)
 from .models import MODEL_NAMES, FeatureEnsemble, FeatureMLP, MusicnnProbe, build_model, predict_windows, probe_head
 from .musicnn import build_embedding_cache, load_musicnn
-from .pretrained import MUSICNN_AUDIO, MUSICNN_MODELS
+from .pretrained import MUSICNN_AUDIO
 from .synth import is_synthetic_dataset, make_default_dataset
-from .tracking import git_commit, mlflow_run, set_experiment, tracking_uri
+from .tracking import git_commit, mlflow_run
 
 # %% auto #0
 __all__ = ['PROBE_MODEL', 'LOSSES', 'STEP_SETTINGS', 'LR_BASE_BATCH', 'BN_WINDOWS', 'PROBE_HIDDEN', 'PROBE_DROPOUT',
