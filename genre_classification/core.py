@@ -6,7 +6,7 @@
 from __future__ import annotations
 import hashlib, json, multiprocessing, os, random, sys, threading, time, warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -241,7 +241,7 @@ def map_in_processes(fn: Callable, items: Iterable, n_workers: int | None = None
         forks = getattr(fn, '__module__', '') == '__main__' or (main_file and not os.path.exists(main_file))
         context = multiprocessing.get_context('fork') if forks else _fork_server_context(fn)
         with ProcessPoolExecutor(n_workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
-            with _script_not_rerun() if not forks else _environment():     # workers start as the first chunks are submitted
+            with nullcontext() if forks else _script_not_rerun():     # workers start as the first chunks are submitted
                 futures = {pool.submit(_call_chunk, fn, chunk): chunk for chunk in chunked(items, n_workers)}
             for fut in as_completed(futures):
                 for item, result in zip(futures[fut], fut.result()): yield item, *result
