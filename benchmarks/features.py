@@ -12,10 +12,10 @@ import pandas as pd
 import soundfile as sf
 
 from common import fmt, peak_rss_mb, repeat, table
-from genre_classification.core import project_root
+from genre_classification.core import GENRES, project_root
 from genre_classification.data import find_tracks
 from genre_classification.features import KAGGLE_FEATURES, extract_features, feature_mismatches
-from genre_classification.synth import GENRES, make_default_dataset
+from genre_classification.synth import make_default_dataset
 
 SR = 22050
 

@@ -4,22 +4,23 @@
 
 # %% ../nbs/09_cli.ipynb #24c5e222
 from __future__ import annotations
-import difflib, importlib, sys
+import difflib, importlib, re, sys
+from pathlib import Path
 
-from .core import run_command
+from .core import BadInputError, ProjectPaths, run_command
 
 # %% auto #0
-__all__ = ['COMMANDS', 'pipeline', 'main']
+__all__ = ['COMMANDS', 'PARAMS_HEADER', 'pipeline', 'main', 'params_yaml', 'write_params']
 
 # %% ../nbs/09_cli.ipynb #af95f44a
 COMMANDS = {
-    'make-default-dataset': ('genre_classification.synth', 'make_default_dataset_cli', 'write the built-in synthetic dataset'),
-    'prepare-dataset': ('genre_classification.synth', 'prepare_dataset_cli', "the DVC pipeline's data: the built-in dataset or a copy of yours"),
+    'make-default-dataset': ('genre_classification.synth', '_make_default_dataset_cli', 'write the built-in synthetic dataset'),
+    'prepare-dataset': ('genre_classification.synth', '_prepare_dataset_cli', "the DVC pipeline's data: the built-in dataset or a copy of yours"),
     'extract-features': ('genre_classification.features', 'extract_features_cli', 'Kaggle features of a folder of audio, as a CSV'),
     'create-image-features-from-audio': ('genre_classification.features', 'create_image_features_from_audio', 'spectrogram PNGs of a folder of audio'),
     'train-using-original-audios': ('genre_classification.train', 'train_using_original_audios', 'train a CNN on log-mels of audio files'),
     'train-using-image-features': ('genre_classification.train', 'train_using_image_features', 'train a CNN on spectrogram images'),
-    'train-using-audio-features': ('genre_classification.train', 'train_using_audio_features', 'train the MLP on Kaggle features'),
+    'train-using-audio-features': ('genre_classification.train_features', 'train_using_audio_features', 'train the MLP on Kaggle features'),
     'evaluate': ('genre_classification.evaluate', 'evaluate_cli', 'per-genre metrics of a trained model on a split'),
     'export': ('genre_classification.export', 'export_cli', 'export a trained model to ONNX'),
     'build-real-music-model': ('genre_classification.predict', 'build_real_music_model_cli', "predictors' default: the musicnn tagger + the feature MLP"),
@@ -27,6 +28,7 @@ COMMANDS = {
     'serve': ('genre_classification.serve', 'serve_cli', 'serve the registered model over HTTP (mlflow models serve)'),
     'app': ('genre_classification.app', 'app_cli', 'the web demo: upload or record a song, see its genres and their timeline'),
     'tune': ('genre_classification.tune', 'tune_cli', 'an Optuna study in this process (see also `worker`)'),
+    'write-params': ('genre_classification.cli', 'write_params', "the DVC pipeline's params.yaml, from the settings' defaults"),
     'monitor': ('genre_classification.monitor', 'monitor_cli', 'data drift of new audio against the training data (exit 1: drift)'),
 }
 
@@ -52,3 +54,41 @@ def pipeline(argv: list[str] | None = None) -> int:
 def main() -> None:
     "Console-script entry point of `pipeline`."
     sys.exit(pipeline())
+
+# %% ../nbs/09_cli.ipynb #5effb299
+PARAMS_HEADER = '''# Parameters of the DVC pipeline (dvc.yaml). A change re-runs exactly the stages that read it:
+# `dvc repro` after an edit, or `dvc exp run -S train.model=small_cnn` for an experiment.
+# Written by `pipeline write-params` from the settings each stage feeds (their defaults and help); dvc.yaml decides which.
+'''
+
+def _stage_settings() -> dict[str, dict[str, tuple]]:
+    "Each params.yaml section's settings: name -> (default, help), from the function or class its stage feeds."
+    from fastcore.docments import docments
+    from genre_classification.evaluate import EvaluateConfig
+    from genre_classification.synth import _prepare_dataset_cli
+    from genre_classification.train import TrainConfig
+    fields = lambda cls: {k: (f.default, f.description) for k, f in cls.model_fields.items()}
+    return {'data': {k: (d.default, d.docment) for k, d in docments(_prepare_dataset_cli, full=True, returns=False).items()},
+            'train': fields(TrainConfig), 'evaluate': fields(EvaluateConfig)}
+
+def params_yaml(dvc_yaml) -> str:
+    "The text of params.yaml: for each `${section.name}` that `dvc_yaml` uses, the setting's default, its help as a comment."
+    import yaml
+    if not Path(dvc_yaml).is_file(): raise BadInputError('no such file (the DVC pipeline)', dvc_yaml)
+    used = re.findall(r'\$\{(\w+)\.(\w+)\}', Path(dvc_yaml).read_text())
+    settings, lines = _stage_settings(), [PARAMS_HEADER.rstrip('\n')]
+    for section in dict.fromkeys(s for s, _ in used):
+        lines.append(f'{section}:')
+        for name in dict.fromkeys(n for s, n in used if s == section):
+            if name not in settings.get(section, {}): raise BadInputError(f'${{{section}.{name}}} is not a setting of that stage', dvc_yaml)
+            default, help_text = settings[section][name]
+            value = yaml.safe_dump(default).removesuffix('...\n').strip()    # a plain scalar, as YAML writes it
+            lines.append(f'  {name}: {value:{32 - len(name)}s} # {help_text}')
+    return '\n'.join(lines) + '\n'
+
+def write_params(output: str = 'params.yaml'):   # where to write (relative = under the project)
+    "Write the DVC pipeline's params.yaml from the project's dvc.yaml and the defaults of the settings its stages feed."
+    paths = ProjectPaths()
+    target = paths.root / Path(output).expanduser()
+    target.write_text(params_yaml(paths.root / 'dvc.yaml'))
+    print(target)

@@ -4,20 +4,23 @@
 
 # %% ../nbs/00_core.ipynb #4f9f8106
 from __future__ import annotations
-import hashlib, json, multiprocessing, os, random, sys, threading, time, warnings
+import argparse, copy, hashlib, inspect, json, multiprocessing, os, random, shutil, sys, threading, time, typing, warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Annotated, Any, Callable, Iterable, Iterator, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from fastcore.docments import docments
+from fastcore.script import Param, bool_arg, store_true
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['GENRES', 'THREAD_LIMITS', 'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig',
-           'project_root', 'ProjectPaths', 'user_cache', 'sha1_file', 'fingerprint', 'write_report', 'seed_everything',
-           'pick_device', 'default_workers', 'chunked', 'map_in_processes', 'run_command', 'options_from']
+__all__ = ['GENRES', 'Device', 'TrackingUri', 'Experiment', 'Seed', 'Split', 'TracksPerGenre', 'ClipSeconds', 'THREAD_LIMITS',
+           'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig', 'project_root', 'ProjectPaths',
+           'user_cache', 'sha1_file', 'fingerprint', 'write_report', 'seed_everything', 'pick_device',
+           'default_workers', 'chunked', 'map_in_processes', 'Option', 'command_parser', 'run_command', 'options_from']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
 GENRES = ['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']
@@ -36,8 +39,8 @@ def check_params(model_cls: type[BaseModel], params: dict[str, Any]) -> BaseMode
     "Build `model_cls` from `params`, or raise `BadInputError` naming each bad parameter, its value and what is allowed."
     try: return model_cls(**params)
     except ValidationError as err:
-        lines = [f"bad parameter '{'.'.join(map(str, e['loc'])) or '?'}' = {e.get('input')!r}: {e['msg']}"
-                 for e in err.errors()]
+        lines = [f"bad parameter '{'.'.join(map(str, e['loc']))}' = {e.get('input')!r}: {e['msg']}" if e['loc'] else
+                 e['msg'].removeprefix('Value error, ') for e in err.errors()]   # a check of several fields: its message alone
         raise BadInputError('; '.join(lines)) from None
 
 # %% ../nbs/00_core.ipynb #14341abc
@@ -48,6 +51,17 @@ class Settings(BaseModel):
     def cache_key(self) -> str:
         "A short stable hash of every field, for keying caches on these settings."
         return hashlib.sha1(self.model_dump_json().encode()).hexdigest()[:16]
+
+# %% ../nbs/00_core.ipynb #b0367669
+Device = Annotated[str, Field(pattern=r'^(auto|cpu|cuda(:\d+)?)$', description='auto, cpu, cuda or cuda:N')]
+TrackingUri = Annotated[str, Field(description='MLflow tracking URI; empty = the local store under the project')]
+Experiment = Annotated[str, Field(min_length=1, description='MLflow experiment name')]
+Seed = Annotated[int, Field(ge=0, description='seed of every random choice')]
+Split = Annotated[Literal['random', 'fault_filtered'], Field(description="how tracks are split: stratified by genre, or GTZAN's artist-filtered split")]
+TracksPerGenre = Annotated[int, Field(ge=3, le=1000, validation_alias=AliasChoices('default_tracks_per_genre', 'tracks_per_genre'),
+                                      description='size of the built-in dataset')]
+ClipSeconds = Annotated[float, Field(ge=1, le=60, validation_alias=AliasChoices('default_clip_seconds', 'clip_seconds'),
+                                     description='clip length of the built-in dataset (s)')]
 
 # %% ../nbs/00_core.ipynb #2cbd4152
 class AudioConfig(Settings):
@@ -248,11 +262,41 @@ def map_in_processes(fn: Callable, items: Iterable, n_workers: int | None = None
                 bar.update(len(futures[fut]))
 
 # %% ../nbs/00_core.ipynb #33f39f3d
+class Option(Param):
+    "fastcore's `Param` (help, type, ...) plus other names (`aliases`) that the option also answers to."
+    def __init__(self, help: str = '', type=None, aliases: Iterable[str] = (), **kwargs):
+        super().__init__(help, type, **kwargs)
+        self._aliases = tuple(aliases)   # underscored: fastcore passes every public attribute on to argparse
+
+def _spellings(name: str, aliases: Iterable[str] = ()) -> list[str]:
+    "The option strings of parameter `name`: `--name` first, then the dashed form and the aliases (each also dashed)."
+    return [f'--{s}' for s in dict.fromkeys(s for a in (name, *aliases) for s in (a, a.replace('_', '-')))]
+
+class _FirstSpelling(argparse.HelpFormatter):
+    "Help that names each option by its first spelling (the others are aliases), as wide as the terminal."
+    def __init__(self, prog):
+        width = shutil.get_terminal_size((120, 30)).columns
+        super().__init__(prog, max_help_position=width // 2, width=width)
+    def _format_action_invocation(self, action):
+        if not action.option_strings or action.dest == 'help': return super()._format_action_invocation(action)
+        if action.nargs == 0: return action.option_strings[0]
+        return f'{action.option_strings[0]} {self._format_args(action, self._get_default_metavar_for_optional(action))}'
+
+def command_parser(fn: Callable, prog: str | None = None) -> argparse.ArgumentParser:
+    "An argparse parser for `fn`'s parameters: positional without a default, else `--name` (also `--na-me` and its aliases)."
+    p = argparse.ArgumentParser(prog=prog, description=fn.__doc__, formatter_class=_FirstSpelling)
+    for name, doc in docments(fn, full=True, returns=False, eval_str=True).items():
+        param = copy.copy(doc.anno) if isinstance(doc.anno, Param) else Param(doc.docment, doc.anno if doc.anno in (int, float, bool) else str)
+        param.set_default(doc.default)
+        if param.required: param.opt = True          # keyword-only without a default: an option that must be given
+        if not param.opt: p.add_argument(name, **param.kwargs); continue
+        stem, aliases = (f'no_{name}', ()) if param.negated else (name, getattr(param, '_aliases', ()))
+        p.add_argument(*_spellings(stem, aliases), dest=name, **param.kwargs)
+    return p
+
 def run_command(fn: Callable, argv: list[str], prog: str) -> int:
-    "Parse `argv` into `fn`'s parameters (fastcore's anno_parser) and call it; the exit code (user errors: one line, 2)."
-    from fastcore.script import anno_parser
-    args = vars(anno_parser(fn, prog).parse_args(argv))
-    for k in ('pdb', 'xtra'): args.pop(k, None)
+    "Parse `argv` into `fn`'s parameters (`command_parser`) and call it; the exit code (user errors: one line, 2)."
+    args = vars(command_parser(fn, prog).parse_args(argv))
     try: result = fn(**args)
     except BadInputError as e:
         print(f'{prog}: error: {e}', file=sys.stderr); return 2
@@ -261,19 +305,28 @@ def run_command(fn: Callable, argv: list[str], prog: str) -> int:
     return result if isinstance(result, int) else 0
 
 # %% ../nbs/00_core.ipynb #51b11988
-def options_from(settings: type[Settings], exclude: Iterable[str] = ()) -> Callable[[Callable], Callable]:
+def _field_option(field, **kwargs) -> Option:
+    "The command-line option of a pydantic field: its description as help (with the allowed values), its aliases."
+    allowed = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else ()
+    aliases = [a for a in getattr(field.validation_alias, 'choices', ()) if isinstance(a, str)]
+    if field.annotation is bool: return Option(field.description, store_true if field.default is False else bool_arg, aliases)   # off by default: a flag
+    kind = field.annotation if field.annotation in (int, float) else str
+    return Option(field.description + (f" ({', '.join(map(str, allowed))})" if allowed else ''), kind, aliases, **kwargs)
+
+def options_from(settings: type[Settings], exclude: Iterable[str] = (), required: Iterable[str] = (),
+                 positional: Iterable[str] = ()) -> Callable[[Callable], Callable]:
     "Decorator: `fn`'s command-line options are its own parameters and the fields of `settings` (default, help from the field)."
-    import inspect, typing
-    from fastcore.script import Param, bool_arg, store_true
-    def option(field) -> Param:
-        allowed = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else ()
-        if field.annotation is bool: return Param(field.description, store_true if field.default is False else bool_arg)   # off by default: a flag
-        kind = field.annotation if field.annotation in (int, float) else str
-        return Param(field.description + (f" ({', '.join(map(str, allowed))})" if allowed else ''), kind)
+    fields, KW = settings.model_fields, inspect.Parameter.KEYWORD_ONLY
+    def shown(default): return ','.join(map(str, default)) if isinstance(default, tuple) else default
     def decorate(fn: Callable) -> Callable:
-        own = [p for p in inspect.signature(fn).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-        fields = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=option(field))
-                  for name, field in settings.model_fields.items() if name not in {*exclude, *(p.name for p in own)}]
-        fn.__signature__ = inspect.Signature(own + fields)
+        own = [p.replace(annotation=_field_option(fields[p.name])) if p.name in fields and p.annotation is p.empty else p
+               for p in inspect.signature(fn).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        rest = [name for name in fields if name not in {*exclude, *(p.name for p in own)}]
+        args = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_field_option(fields[name], nargs='+'))
+                for name in rest if name in positional]
+        opts = [inspect.Parameter(name, KW, annotation=_field_option(fields[name], required=True)) if name in required else
+                inspect.Parameter(name, KW, default=shown(fields[name].default), annotation=_field_option(fields[name]))
+                for name in rest if name not in positional]
+        fn.__signature__ = inspect.Signature(args + own + opts)
         return fn
     return decorate

@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
+from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, write_report
+from .core import Experiment, TrackingUri
 from .data import packaged_feature_table, split_tracks
 from .features import read_feature_table
-from .train import (Evaluation, TrainConfig, audio_trackset, classification_metrics, evaluate, feature_matrix,
-                                        image_trackset, plot_confusion_matrix, resolve_path)
+from .train import (Evaluation, TrainConfig, audio_trackset, classification_metrics, evaluate, image_trackset,
+                                        plot_confusion_matrix, resolve_path)
+from .train_features import feature_matrix
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
 
@@ -30,9 +32,9 @@ class EvaluateConfig(Settings):
     run_id: str = Field('', pattern=r'^[0-9a-f]*$', description='MLflow run id of a training')
     data_dir: str = Field('', description='GTZAN-like folder; empty = the data the model was trained on')
     split: Literal['test', 'valid', 'train'] = Field('test', description='which tracks to judge')
-    experiment: str = Field('genre-classification', min_length=1, description='MLflow experiment')
-    mlflow_tracking_uri: str = Field('', description='MLflow tracking URI; empty = the local store under the project')
-    log_to_run: bool = Field(True, description="write the metrics back into the model's MLflow run")
+    experiment: Experiment = 'genre-classification'
+    mlflow_tracking_uri: TrackingUri = ''
+    log_to_run: bool = Field(False, description="also write the metrics and the confusion matrix into the model's MLflow run")
     reports_dir: str = Field('', description='write evaluate.json and confusion.csv there, e.g. for DVC; empty = none')
 
 # %% ../nbs/04_evaluate.ipynb #d25a3cbc
@@ -125,15 +127,10 @@ def log_evaluation(run_id: str, split: str, ev: Evaluation, classes: list[str], 
     client.log_figure(run_id, fig, f'eval_{split}_confusion_matrix.png'); plt.close(fig)
 
 # %% ../nbs/04_evaluate.ipynb #9f966e52
-def evaluate_cli(model_file: str = '',           # a model file from training (empty: the run_id's, else the newest under checkpoints/)
-                 run_id: str = '',               # an MLflow run of a training
-                 data_dir: str = '',             # GTZAN-like folder (empty: the data the model was trained on)
-                 split: str = 'test',            # test, valid or train
-                 mlflow_tracking_uri: str = '',  # MLflow tracking URI (empty: mlruns/ under the project)
-                 log_to_run: bool = False,       # write the metrics into the model's MLflow run
-                 reports_dir: str = ''):         # also write evaluate.json and confusion.csv there
+@options_from(EvaluateConfig)
+def evaluate_cli(**settings):
     "Per-genre and overall metrics of a trained model on a split, and its most confused genres."
-    cfg = check_params(EvaluateConfig, {k: v for k, v in locals().items()})
+    cfg = check_params(EvaluateConfig, settings)
     paths = ProjectPaths()
     path = model_file_of(cfg, paths)
     ev, meta = evaluate_model_file(path, cfg.split, cfg.data_dir, paths)

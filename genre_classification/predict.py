@@ -4,15 +4,16 @@
 
 # %% ../nbs/06_predict.ipynb #c874aef9
 from __future__ import annotations
-import argparse, csv, glob, io, json, os, sys
+import csv, glob, io, json, os, sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, user_cache
+from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, Settings, check_params, options_from, run_command, user_cache
 from .data import AUDIO_EXTENSIONS, stream_audio
 from .features import kaggle_features, segment_input, stream_log_mel, window
 from .pretrained import MUSICNN_PATCH_FRAMES, musicnn_patches
@@ -22,7 +23,7 @@ __all__ = ['MUSICNN_BATCH', 'GENRE_TAGS', 'FEATURE_WEIGHT', 'TAGGER_NAME', 'DEFA
            'logmel_windows', 'sample_windows', 'feature_windows', 'run_batched', 'Predictor', 'FilePrediction',
            'predict_file', 'audio_files', 'predict_paths', 'format_results', 'genre_evidence', 'combine_evidence',
            'TagFeaturePredictor', 'open_predictor', 'make_real_music_model', 'build_real_music_model_cli',
-           'make_feature_model', 'default_model_file', 'predictors', 'predictors_cli']
+           'make_feature_model', 'default_model_file', 'PredictConfig', 'predictors', 'predictors_cli']
 
 # %% ../nbs/06_predict.ipynb #ef529389
 def logmel_windows(blocks: Iterable[np.ndarray], audio: AudioConfig) -> Iterator[np.ndarray]:
@@ -314,7 +315,7 @@ FEATURE_MODEL_NAME = 'gtzan_features_mlp.onnx'
 
 def make_feature_model(target) -> Path:
     "Train the feature MLP on the packaged real GTZAN table (seconds) and export it to ONNX file `target`."
-    from genre_classification.train import FeatureTrainConfig, train_feature_model
+    from genre_classification.train_features import FeatureTrainConfig, train_feature_model
     from genre_classification.export import export_onnx
     target = Path(target)
     cfg = FeatureTrainConfig(checkpoints_path=str(target.parent / 'checkpoints'))
@@ -332,39 +333,43 @@ def default_model_file(make: bool = True) -> Path:
     return make_real_music_model(user_cache())
 
 # %% ../nbs/06_predict.ipynb #97f37a26
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='predictors', description='Predict the genre of audio files (any format, rate, channels, length).')
-    p.add_argument('paths', nargs='+', metavar='PATH', help='audio files, folders (searched recursively) or glob patterns')
-    which = p.add_mutually_exclusive_group()
-    which.add_argument('--model', help='an ONNX model from `pipeline export`, or a real_music.json (default: the real-music model)')
-    which.add_argument('--checkpoint', help='a model file from training (model.pt, best.pt or last.pt)')
-    p.add_argument('--top-k', type=int, default=3, help='how many genres to list per file (default 3)')
-    p.add_argument('--format', choices=['table', 'json', 'csv'], default='table', help='output format (default table)')
-    p.add_argument('--output', help='write the results to this file instead of the terminal')
-    p.add_argument('--timeline', action='store_true', help='also list the top genre of every window with its start time')
-    p.add_argument('--explain', action='store_true', help='also list the top tags and genre evidence behind each answer (real-music model)')
-    return p
+class PredictConfig(Settings):
+    "What `predictors` reads, with which model, and how it answers."
+    paths: tuple[str, ...] = Field(min_length=1, description='audio files, folders (searched recursively) or glob patterns')
+    model: str = Field('', description='an ONNX model from `pipeline export`, or a real_music.json; empty: the real-music model')
+    checkpoint: str = Field('', description='a model file from training (model.pt, best.pt or last.pt), instead of a model')
+    top_k: int = Field(3, ge=1, le=10, description='how many genres to list per file')
+    format: Literal['table', 'json', 'csv'] = Field('table', description='output format')
+    output: str = Field('', description='write the results to this file instead of the terminal')
+    timeline: bool = Field(False, description='also list the top genre of every window with its start time')
+    explain: bool = Field(False, description='also list the top tags and genre evidence behind each answer (real-music model)')
 
-def predictors(argv: list[str] | None = None) -> int:
-    "The `predictors` command; returns its exit code."
-    args = _parser().parse_args(argv)
-    if not 1 <= args.top_k <= 10: _parser().error('--top-k must be between 1 and 10')
-    try: predictor = open_predictor(args.model or args.checkpoint or default_model_file())
-    except BadInputError as e: print(f'predictors: error: {e}', file=sys.stderr); return 2
-    if not audio_files(args.paths):       # only folders, holding no audio: an empty table would look like success
-        print(f"predictors: error: no audio files in {', '.join(args.paths)} (looked for {' '.join(sorted(AUDIO_EXTENSIONS))})",
-              file=sys.stderr); return 2
-    results = predict_paths(args.paths, predictor, args.top_k, args.timeline)
-    text = format_results(results, predictor, args.format, args.explain)
-    if args.output:
-        Path(args.output).write_text(text + '\n'); print(f'{len(results)} results: {args.output}', file=sys.stderr)
+    @model_validator(mode='after')
+    def _one_model(self):
+        if self.model and self.checkpoint: raise ValueError('give a model or a checkpoint, not both')
+        return self
+
+@options_from(PredictConfig, positional={'paths'})
+def _predictors(**settings) -> int:
+    "Predict the genre of audio files (any format, rate, channels, length)."
+    cfg = check_params(PredictConfig, settings)
+    predictor = open_predictor(cfg.model or cfg.checkpoint or default_model_file())
+    if not audio_files(cfg.paths):       # only folders, holding no audio: an empty table would look like success
+        raise BadInputError(f"no audio files in {', '.join(cfg.paths)} (looked for {' '.join(sorted(AUDIO_EXTENSIONS))})")
+    results = predict_paths(cfg.paths, predictor, cfg.top_k, cfg.timeline)
+    text = format_results(results, predictor, cfg.format, cfg.explain)
+    if cfg.output:
+        Path(cfg.output).write_text(text + '\n'); print(f'{len(results)} results: {cfg.output}', file=sys.stderr)
     else: print(text)
     failed = [r for r in results if r.error]
-    if failed and (args.output or args.format != 'table'):
+    if failed and (cfg.output or cfg.format != 'table'):
         for r in failed: print(f'predictors: {r.path}: {r.error}', file=sys.stderr)
     return 1 if failed else 0
 
+def predictors(argv: list[str] | None = None) -> int:
+    "The `predictors` command; returns its exit code."
+    return run_command(_predictors, sys.argv[1:] if argv is None else list(argv), 'predictors')
+
 def predictors_cli() -> None:
     "Console-script entry point of `predictors`."
-    try: sys.exit(predictors())
-    except KeyboardInterrupt: print('predictors: interrupted', file=sys.stderr); sys.exit(130)
+    sys.exit(predictors())

@@ -5,6 +5,7 @@
 # %% ../nbs/01a_synth.ipynb #c6bd86d0
 from __future__ import annotations
 import json, os, shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,48 +15,36 @@ from scipy.signal import butter, sosfilt, fftconvolve
 from .core import GENRES, BadInputError, ProjectPaths, map_in_processes
 
 # %% auto #0
-__all__ = ['CHORDS', 'EXTENSIONS', 'SCALES', 'PROGRESSIONS', 'TABLE_SIZE', 'INSTRUMENTS', 'KITS', 'DRUM_STYLES', 'VELOCITY',
-           'REGGAE_RIFFS', 'GALLOPS', 'STRUMS', 'CHOPS', 'BASS_STYLES', 'COMP_STYLES', 'PART_STYLES', 'LEADS',
-           'RECIPES', 'BORROWABLE', 'GENERATOR_VERSION', 'midi_hz', 'pitch_near', 'wavetable', 'oscillator_phase',
-           'table_lookup', 'render_note', 'vary_instrument', 'decay_env', 'bright_noise', 'kick_drum', 'snare_drum',
-           'cymbal', 'clap', 'rim_click', 'drum_kit', 'drum_hits', 'beat_times', 'swing_map', 'make_clock',
-           'chord_timeline', 'chord_at', 'chord_segments', 'close_voicing', 'guitar_voicing', 'power_chord',
-           'scale_notes', 'bass_root8', 'bass_root16', 'bass_root_fifth', 'bass_walking', 'bass_boogie', 'bass_octave',
-           'bass_sub808', 'bass_reggae', 'bass_bowed', 'comp_power', 'comp_chug', 'strum', 'comp_strum',
-           'comp_boom_chick', 'comp_shuffle', 'comp_stabs', 'comp_skank', 'comp_offbeat', 'comp_chops', 'comp_arpeggio',
-           'comp_sustain', 'comp_block', 'comp_keys', 'melody_line', 'add_at', 'render_notes', 'render_drums',
-           'lowpass', 'rms', 'active_rms', 'soft_clip', 'process_bus', 'reverb', 'dynamics_curve', 'background_noise',
-           'pick', 'plan_track', 'mix_down', 'synth_track', 'make_default_dataset', 'is_synthetic_dataset',
-           'make_default_dataset_cli', 'prepare_dataset', 'prepare_dataset_cli']
+__all__ = ['synth_track', 'make_default_dataset', 'is_synthetic_dataset', 'prepare_dataset']
 
 # %% ../nbs/01a_synth.ipynb #b5169fd8
-def midi_hz(midi):
+def _midi_hz(midi):
     "Frequency in Hz of a (possibly fractional) MIDI note number."
     return 440.0 * 2.0 ** ((midi - 69) / 12)
 
 # %% ../nbs/01a_synth.ipynb #5d9587a7
-def pitch_near(pc, low):
+def _pitch_near(pc, low):
     "The lowest MIDI note of pitch class `pc` at or above `low`."
     return int(low + (pc - low) % 12)
 
 # %% ../nbs/01a_synth.ipynb #4b6de872
-CHORDS = {'maj': (0, 4, 7), 'min': (0, 3, 7), '5': (0, 7, 12), 'dim': (0, 3, 6),
+_CHORDS = {'maj': (0, 4, 7), 'min': (0, 3, 7), '5': (0, 7, 12), 'dim': (0, 3, 6),
           '7': (0, 4, 7, 10), '9': (0, 4, 7, 10, 14), '13': (0, 4, 10, 14, 21), '7b9': (0, 4, 7, 10, 13),
           'maj7': (0, 4, 7, 11), 'maj9': (0, 4, 7, 11, 14), 'm7': (0, 3, 7, 10), 'm9': (0, 3, 7, 10, 14),
           'm7b5': (0, 3, 6, 10)}
 
 # %% ../nbs/01a_synth.ipynb #27c71b03
 # Richer chords that a genre with `extensions` > 0 may substitute.
-EXTENSIONS = {'7': ['9', '13', '7b9'], 'm7': ['m9'], 'maj7': ['maj9'], 'min': ['m7'], 'maj': ['maj7']}
+_EXTENSIONS = {'7': ['9', '13', '7b9'], 'm7': ['m9'], 'maj7': ['maj9'], 'min': ['m7'], 'maj': ['maj7']}
 
-SCALES = {'major': (0, 2, 4, 5, 7, 9, 11), 'minor': (0, 2, 3, 5, 7, 8, 10), 'harmonic_minor': (0, 2, 3, 5, 7, 8, 11),
+_SCALES = {'major': (0, 2, 4, 5, 7, 9, 11), 'minor': (0, 2, 3, 5, 7, 8, 10), 'harmonic_minor': (0, 2, 3, 5, 7, 8, 11),
           'dorian': (0, 2, 3, 5, 7, 9, 10), 'mixolydian': (0, 2, 4, 5, 7, 9, 10), 'phrygian': (0, 1, 3, 5, 7, 8, 10),
           'major_pent': (0, 2, 4, 7, 9), 'minor_pent': (0, 3, 5, 7, 10), 'blues': (0, 3, 5, 6, 7, 10),
           'bebop': (0, 2, 4, 5, 7, 9, 10, 11)}
 
 # %% ../nbs/01a_synth.ipynb #072bce90
 # name: (mode, beats per chord, [(semitones above the tonic, chord quality), ...])
-PROGRESSIONS = {
+_PROGRESSIONS = {
     'twelve_bar':   ('major', 4, [(0, '7')] * 4 + [(5, '7')] * 2 + [(0, '7')] * 2 + [(7, '7'), (5, '7'), (0, '7'), (7, '7')]),
     'minor_blues':  ('minor', 4, [(0, 'm7')] * 4 + [(5, 'm7')] * 2 + [(0, 'm7')] * 2 + [(8, '7'), (7, '7'), (0, 'm7'), (7, '7')]),
     'jazz_blues':   ('major', 4, [(0, '7'), (5, '7'), (0, '7'), (0, '7'), (5, '7'), (5, '7'), (0, '7'), (9, '7'),
@@ -86,12 +75,12 @@ PROGRESSIONS = {
 }
 
 # %% ../nbs/01a_synth.ipynb #237c96c7
-TABLE_SIZE = 4096
+_TABLE_SIZE = 4096
 
 _TABLES = {}
 
 # %% ../nbs/01a_synth.ipynb #abf0a4fa
-def wavetable(slope, n_harm, odd=False, pluck=0.0, amps=None):
+def _wavetable(slope, n_harm, odd=False, pluck=0.0, amps=None):
     "One period of a band-limited wave: harmonic k at amplitude k**-slope (or explicit `amps`), cached."
     key = (slope, n_harm, odd, pluck, amps)
     if key not in _TABLES:
@@ -101,13 +90,13 @@ def wavetable(slope, n_harm, odd=False, pluck=0.0, amps=None):
         else: a = k ** -float(slope)
         if odd: a[1::2] *= 0.1   # clarinet/square-like: weak even harmonics
         if pluck: a *= 0.15 + np.abs(np.sin(np.pi * k * pluck))   # plucking point notches some harmonics
-        ph = np.arange(TABLE_SIZE) / TABLE_SIZE
+        ph = np.arange(_TABLE_SIZE) / _TABLE_SIZE
         tab = np.sin(2 * np.pi * np.outer(ph, k)) @ a
         _TABLES[key] = (tab / np.abs(tab).max()).astype(np.float32)
     return _TABLES[key]
 
 # %% ../nbs/01a_synth.ipynb #3eb4c977
-def oscillator_phase(freq, n, sr, vibrato=None):
+def _oscillator_phase(freq, n, sr, vibrato=None):
     "Phase in cycles of a tone of `n` samples, with optional (rate Hz, depth cents) vibrato."
     t = np.arange(n) / sr
     if not vibrato: return freq * t
@@ -117,38 +106,38 @@ def oscillator_phase(freq, n, sr, vibrato=None):
     return freq * t - onset * freq * depth * np.cos(2 * np.pi * rate * t) / (2 * np.pi * rate)
 
 # %% ../nbs/01a_synth.ipynb #832b07d7
-def table_lookup(table, phase):
+def _table_lookup(table, phase):
     "Read a wavetable at the given phases (in cycles)."
-    return table[((phase % 1.0) * TABLE_SIZE).astype(np.intp)]
+    return table[((phase % 1.0) * _TABLE_SIZE).astype(np.intp)]
 
 # %% ../nbs/01a_synth.ipynb #eddba0a2
-def render_note(inst, midi, dur, sr):
+def _render_note(inst, midi, dur, sr):
     "One note: a wavetable body with attack/decay/release plus a fast-decaying bright transient."
-    freq = float(midi_hz(midi))
+    freq = float(_midi_hz(midi))
     rel = inst.get('release', 0.05)
     n = max(int((dur + rel) * sr), 16)
     t = np.arange(n, dtype=np.float32) / sr
     n_harm = int(np.clip(0.45 * sr / freq, 1, inst.get('max_harm', 40)))   # band-limit: no aliasing
-    phase = oscillator_phase(freq, n, sr, inst.get('vibrato'))
-    idx = ((phase % 1.0) * TABLE_SIZE).astype(np.intp)
-    table = wavetable(inst['slope'], n_harm, inst.get('odd', False), inst.get('pluck', 0.0), inst.get('amps'))
+    phase = _oscillator_phase(freq, n, sr, inst.get('vibrato'))
+    idx = ((phase % 1.0) * _TABLE_SIZE).astype(np.intp)
+    table = _wavetable(inst['slope'], n_harm, inst.get('odd', False), inst.get('pluck', 0.0), inst.get('amps'))
     body = table[idx]
     if inst.get('chorus'):   # a detuned twin thickens pads and strings
-        ph2 = oscillator_phase(freq * 2 ** (inst['chorus'] / 1200), n, sr, inst.get('vibrato'))
-        body = 0.5 * (body + table_lookup(table, ph2 + 0.3))
+        ph2 = _oscillator_phase(freq * 2 ** (inst['chorus'] / 1200), n, sr, inst.get('vibrato'))
+        body = 0.5 * (body + _table_lookup(table, ph2 + 0.3))
     env = np.minimum(t / inst.get('attack', 0.005), 1.0)
     env *= np.clip((dur + rel - t) / rel, 0.0, 1.0)
     decay = inst.get('decay')
     if decay: env *= np.exp(-t / (decay * (261.6 / freq) ** 0.3))   # higher strings die away sooner
     out = body * env
     if inst.get('bright'):
-        bright = wavetable(inst['bright_slope'], n_harm, False, inst.get('pluck', 0.0))[idx]
+        bright = _wavetable(inst['bright_slope'], n_harm, False, inst.get('pluck', 0.0))[idx]
         out += inst['bright'] * bright * env * np.exp(-t / inst['bright_decay'])
     return out.astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #86489985
 # Instruments: slope = spectral tilt of the sustained body; bright* = pluck/hammer transient; decay None = sustained.
-INSTRUMENTS = {
+_INSTRUMENTS = {
     'piano':        dict(slope=1.8, bright=0.9, bright_slope=1.0, bright_decay=0.08, attack=0.002, decay=1.0, release=0.12),
     'epiano':       dict(slope=3.0, bright=0.6, bright_slope=1.3, bright_decay=0.04, attack=0.002, decay=1.4, release=0.15, vibrato=(4.5, 4)),
     'bell':         dict(slope=2.0, amps=(1, 0, 0.3, 0, 0.15, 0, 0, 0.1), bright=0.4, bright_slope=0.8, bright_decay=0.03,
@@ -180,7 +169,7 @@ INSTRUMENTS = {
 }
 
 # %% ../nbs/01a_synth.ipynb #8ee6c3bd
-def vary_instrument(inst, rng):
+def _vary_instrument(inst, rng):
     "A per-clip variant of an instrument: timbre tilt and envelope times nudged at random."
     out = dict(inst, slope=round(inst['slope'] + rng.uniform(-0.25, 0.25), 2))   # rounded: fewer distinct wavetables to cache
     for k in ('attack', 'decay', 'bright_decay', 'release'):
@@ -188,66 +177,88 @@ def vary_instrument(inst, rng):
     if 'lowpass' in out: out['lowpass'] = rng.uniform(*out['lowpass'])
     return out
 
+# %% ../nbs/01a_synth.ipynb #87a95422
+def _add_at(buf, sound, start, gain=1.0):
+    "Mix `sound` into `buf` from sample `start` on, cut to the buffer's bounds."
+    a, b = max(start, 0), min(start + len(sound), len(buf))
+    if a < b: buf[a:b] += gain * sound[a - start:b - start]
+
+# %% ../nbs/01a_synth.ipynb #ee5ab1fd
+def _render_notes(events, inst, clock, sr, n, rng, humanize=0.0):
+    "Render note events [(beat, beats, midi, velocity)] of one instrument into `n` samples (identical notes rendered once)."
+    buf = np.zeros(n, np.float32)
+    if not events: return buf
+    ev = np.array(events, float)
+    on, off = clock(ev[:, 0]), clock(ev[:, 0] + ev[:, 1])
+    on = on + rng.normal(0, humanize, len(on)) if humanize else on
+    cache = {}
+    for t0, t1, midi, vel in zip(on, off, ev[:, 2], ev[:, 3]):
+        dur = round(max(t1 - t0, 0.03), 2)   # 10 ms resolution lets repeated notes share one rendering
+        if t0 > n / sr or t0 + dur + 1.0 < 0: continue
+        if (midi, dur) not in cache: cache[midi, dur] = _render_note(inst, midi, dur, sr)
+        _add_at(buf, cache[midi, dur], int(round(t0 * sr)), vel)
+    return buf
+
 # %% ../nbs/01a_synth.ipynb #633118fa
-def decay_env(n, sr, tau):
+def _decay_env(n, sr, tau):
     "Exponential decay with time constant `tau` seconds over `n` samples."
     return np.exp(-np.arange(n) / (tau * sr)).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #1bf83ea2
-def bright_noise(n, rng, order=2):
+def _bright_noise(n, rng, order=2):
     "White noise tilted bright by repeated differencing (a cheap high-pass)."
     x = rng.standard_normal(n + order).astype(np.float32)
     for _ in range(order): x = np.diff(x)
     return x / x.std()
 
 # %% ../nbs/01a_synth.ipynb #281a6045
-def kick_drum(sr, rng, pitch=55.0, decay=0.2, click=0.3):
+def _kick_drum(sr, rng, pitch=55.0, decay=0.2, click=0.3):
     "Kick: a sine sweeping down from about 3x `pitch` to `pitch`, plus a short noise click."
     n = int(sr * decay * 6)
     t = np.arange(n) / sr
     freq = pitch * (1 + 2.0 * np.exp(-t / 0.03))
     body = np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-t / decay)
-    return (body + click * bright_noise(n, rng, 1) * decay_env(n, sr, 0.004)).astype(np.float32)
+    return (body + click * _bright_noise(n, rng, 1) * _decay_env(n, sr, 0.004)).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #ccfd24e8
-def snare_drum(sr, rng, tone=200.0, decay=0.15, brush=False):
+def _snare_drum(sr, rng, tone=200.0, decay=0.15, brush=False):
     "Snare: a short drum-head tone plus a noise burst (a soft swish when played with brushes)."
     n = int(sr * decay * 5)
     t = np.arange(n) / sr
     if brush:
-        return (bright_noise(n, rng, 1) * np.minimum(t / 0.02, 1) * decay_env(n, sr, decay) * 0.5).astype(np.float32)
-    head = 0.7 * np.sin(2 * np.pi * tone * t) * decay_env(n, sr, 0.05)
-    return (head + bright_noise(n, rng, 2) * decay_env(n, sr, decay)).astype(np.float32)
+        return (_bright_noise(n, rng, 1) * np.minimum(t / 0.02, 1) * _decay_env(n, sr, decay) * 0.5).astype(np.float32)
+    head = 0.7 * np.sin(2 * np.pi * tone * t) * _decay_env(n, sr, 0.05)
+    return (head + _bright_noise(n, rng, 2) * _decay_env(n, sr, decay)).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #18d4e60b
-def cymbal(sr, rng, decay=0.05, bell=0.0):
+def _cymbal(sr, rng, decay=0.05, bell=0.0):
     "Hi-hat / ride / crash: bright noise with an exponential tail, optionally with metallic bell partials."
     n = int(sr * decay * 5)
-    x = bright_noise(n, rng, 3) * decay_env(n, sr, decay)
+    x = _bright_noise(n, rng, 3) * _decay_env(n, sr, decay)
     if bell:
         t = np.arange(n) / sr
         for f in (2350.0, 3320.0, 4710.0):
-            if f < 0.45 * sr: x += bell * np.sign(np.sin(2 * np.pi * f * t)) * decay_env(n, sr, decay * 0.7)
+            if f < 0.45 * sr: x += bell * np.sign(np.sin(2 * np.pi * f * t)) * _decay_env(n, sr, decay * 0.7)
     return x.astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #2aab1588
-def clap(sr, rng, decay=0.15):
+def _clap(sr, rng, decay=0.15):
     "Hand clap: a few noise bursts 10 ms apart followed by a noisy tail."
     n = int(sr * decay * 5)
     t = np.arange(n) / sr
     env = np.exp(-t / decay) + sum(np.exp(-np.maximum(t - d, 0) / 0.004) * (t >= d) for d in (0.0, 0.011, 0.022))
-    return (bright_noise(n, rng, 1) * env * 0.5).astype(np.float32)
+    return (_bright_noise(n, rng, 1) * env * 0.5).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #ee71b5e7
-def rim_click(sr, rng, tone=500.0):
+def _rim_click(sr, rng, tone=500.0):
     "Cross-stick / rimshot: a very short woody tone with a click."
     n = int(sr * 0.15)
     t = np.arange(n) / sr
-    return (np.sin(2 * np.pi * tone * t) * decay_env(n, sr, 0.02) + 0.5 * bright_noise(n, rng, 1) * decay_env(n, sr, 0.004)).astype(np.float32)
+    return (np.sin(2 * np.pi * tone * t) * _decay_env(n, sr, 0.02) + 0.5 * _bright_noise(n, rng, 1) * _decay_env(n, sr, 0.004)).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #de489827
 # Per-kit ranges of the few drum parameters that give a kit its character.
-KITS = {
+_KITS = {
     'acoustic': dict(kick_pitch=(50, 65), kick_decay=(0.12, 0.25), click=(0.2, 0.5), snare_tone=(170, 230), snare_decay=(0.12, 0.2),
                      hat_decay=(0.03, 0.06), brush=False),
     'brush':    dict(kick_pitch=(55, 70), kick_decay=(0.12, 0.2), click=(0.1, 0.2), snare_tone=(180, 230), snare_decay=(0.12, 0.2),
@@ -263,22 +274,22 @@ KITS = {
 }
 
 # %% ../nbs/01a_synth.ipynb #6f6ebc51
-def drum_kit(kit, sr, rng):
+def _drum_kit(kit, sr, rng):
     "Render every drum voice of a kit once: {voice: samples}."
-    p = {k: (float(rng.uniform(*v)) if isinstance(v, tuple) else v) for k, v in KITS[kit].items()}
-    return {'kick': kick_drum(sr, rng, p['kick_pitch'], p['kick_decay'], p['click']),
-            'snare': snare_drum(sr, rng, p['snare_tone'], p['snare_decay'], p['brush']),
-            'hat': cymbal(sr, rng, p['hat_decay']),
-            'open_hat': cymbal(sr, rng, p['hat_decay'] * 6),
-            'ride': cymbal(sr, rng, rng.uniform(0.6, 1.2), bell=0.25),
-            'crash': 1.3 * cymbal(sr, rng, rng.uniform(0.9, 1.5)),
-            'china': cymbal(sr, rng, rng.uniform(0.3, 0.5), bell=0.2),
-            'clap': clap(sr, rng),
-            'rim': rim_click(sr, rng, rng.uniform(400, 650))}
+    p = {k: (float(rng.uniform(*v)) if isinstance(v, tuple) else v) for k, v in _KITS[kit].items()}
+    return {'kick': _kick_drum(sr, rng, p['kick_pitch'], p['kick_decay'], p['click']),
+            'snare': _snare_drum(sr, rng, p['snare_tone'], p['snare_decay'], p['brush']),
+            'hat': _cymbal(sr, rng, p['hat_decay']),
+            'open_hat': _cymbal(sr, rng, p['hat_decay'] * 6),
+            'ride': _cymbal(sr, rng, rng.uniform(0.6, 1.2), bell=0.25),
+            'crash': 1.3 * _cymbal(sr, rng, rng.uniform(0.9, 1.5)),
+            'china': _cymbal(sr, rng, rng.uniform(0.3, 0.5), bell=0.2),
+            'clap': _clap(sr, rng),
+            'rim': _rim_click(sr, rng, rng.uniform(400, 650))}
 
 # %% ../nbs/01a_synth.ipynb #623ea76f
 # 16 steps per 4/4 bar; X accent, x normal, o ghost note. One pattern per voice is drawn per clip.
-DRUM_STYLES = {
+_DRUM_STYLES = {
     'shuffle':     dict(kick=['x.......x.......', 'x.....x.x.......', 'x.......x.....x.'], snare=['....x.......x...', '....x..o....x...'],
                         hat=['x.x.x.x.x.x.x.x.', 'X.x.X.x.X.x.X.x.'], crash=['x...............']),
     'swing_ride':  dict(ride=['x...x.x.x...x.x.', 'x...x.xox...x.x.'], hat=['....x.......x...'],
@@ -306,12 +317,12 @@ DRUM_STYLES = {
     'steppers':    dict(kick=['x...x...x...x...'], rim=['........x.......'], hat=['..x...x...x...x.', 'x.x.x.x.x.x.x.x.']),
 }
 
-VELOCITY = {'X': 1.0, 'x': 0.75, 'o': 0.35}
+_VELOCITY = {'X': 1.0, 'x': 0.75, 'o': 0.35}
 
 # %% ../nbs/01a_synth.ipynb #396fe7f2
-def drum_hits(style, n_bars, rng, fill_prob=0.0):
+def _drum_hits(style, n_bars, rng, fill_prob=0.0):
     "(beat, voice, velocity) of every hit in `n_bars` bars of a drum style, with fills and dropped hits."
-    pats = {v: p[rng.integers(len(p))] for v, p in DRUM_STYLES[style].items()}
+    pats = {v: p[rng.integers(len(p))] for v, p in _DRUM_STYLES[style].items()}
     hits = []
     for bar in range(n_bars):
         fill = bar % 4 == 3 and rng.random() < fill_prob
@@ -320,13 +331,24 @@ def drum_hits(style, n_bars, rng, fill_prob=0.0):
             for i, ch in enumerate(pat):
                 beat = 4 * i / len(pat)
                 if ch == '.' or (fill and beat >= 3) or rng.random() < 0.04: continue   # dropped hits keep loops from repeating exactly
-                hits.append((4 * bar + beat, voice, VELOCITY[ch] * rng.uniform(0.8, 1.0)))
+                hits.append((4 * bar + beat, voice, _VELOCITY[ch] * rng.uniform(0.8, 1.0)))
         if fill:
             hits += [(4 * bar + 3 + k / 4, 'snare', 0.5 + 0.15 * k) for k in range(4)]
     return hits
 
+# %% ../nbs/01a_synth.ipynb #fc4e1513
+def _render_drums(hits, kit, clock, sr, n, rng, humanize=0.0):
+    "Place each drum hit (beat, voice, velocity) of a pre-rendered kit into `n` samples."
+    buf = np.zeros(n, np.float32)
+    if not hits: return buf
+    times = clock(np.array([h[0] for h in hits]))
+    if humanize: times = times + rng.normal(0, humanize, len(times))
+    for t, (_, voice, vel) in zip(times, hits):
+        _add_at(buf, kit[voice], int(round(t * sr)), vel)
+    return buf
+
 # %% ../nbs/01a_synth.ipynb #f11e5368
-def beat_times(bpm, seconds, rubato, rng):
+def _beat_times(bpm, seconds, rubato, rng):
     "Onset in seconds of beats 0, 1, 2, ...; the tempo wanders smoothly by about ±`rubato`."
     n = int(seconds * bpm / 60 * (1 + 3 * rubato)) + 16
     b = np.arange(n)
@@ -336,7 +358,7 @@ def beat_times(bpm, seconds, rubato, rng):
     return np.concatenate([[0.0], np.cumsum(60.0 / (bpm * wander))])
 
 # %% ../nbs/01a_synth.ipynb #a5024cd1
-def swing_map(beats, amount, unit=1.0):
+def _swing_map(beats, amount, unit=1.0):
     "Delay off-beats: the first half of each `unit` maps onto [0, amount], the second onto [amount, 1]."
     x = np.asarray(beats, float) / unit
     whole, frac = np.floor(x), x % 1.0
@@ -344,286 +366,299 @@ def swing_map(beats, amount, unit=1.0):
     return (whole + frac) * unit
 
 # %% ../nbs/01a_synth.ipynb #d60143cb
-def make_clock(times, swing, unit, offset):
+def _make_clock(times, swing, unit, offset):
     "A function mapping beats (floats) to seconds from the clip start, with swing applied."
     grid = np.arange(len(times))
-    return lambda beats: np.interp(swing_map(beats, swing, unit), grid, times) - offset
+    return lambda beats: np.interp(_swing_map(beats, swing, unit), grid, times) - offset
 
 # %% ../nbs/01a_synth.ipynb #d76469bc
-def chord_timeline(prog, tonic, n_beats, rng, extensions=0.0):
+def _chord_timeline(prog, tonic, n_beats, rng, extensions=0.0):
     "The progression as one (root pitch class, quality) per chord slot, starting at a random point of its cycle."
-    mode, length, chords = PROGRESSIONS[prog]
+    mode, length, chords = _PROGRESSIONS[prog]
     first = rng.integers(len(chords))
     out = []
     for i in range(-(-n_beats // length)):
         deg, q = chords[(first + i) % len(chords)]
-        if q in EXTENSIONS and rng.random() < extensions: q = EXTENSIONS[q][rng.integers(len(EXTENSIONS[q]))]
+        if q in _EXTENSIONS and rng.random() < extensions: q = _EXTENSIONS[q][rng.integers(len(_EXTENSIONS[q]))]
         out.append(((tonic + deg) % 12, q))
     return out
 
+# %% ../nbs/01a_synth.ipynb #5ac8fb78
+@dataclass
+class _Context:
+    "The clip facts that the part styles (bass, comping, melody) read."
+    n_beats: int                          # length of the clip in beats, whole bars
+    chord_len: int                        # beats per chord slot of the progression
+    timeline: list[tuple[int, str]]       # (root pitch class, chord quality) per chord slot, from `_chord_timeline`
+    tonic: int                            # pitch class of the key, 0 = C
+    mode: str                             # 'major' or 'minor', the progression's mode
+    strum_gap: float                      # beats between the notes of a strum (8 to 20 ms)
+    kick_beats: list[float] | None = None  # beats of the kick drum's hits; None: no drums
+    rng: np.random.Generator | None = None  # the random stream of the part being written
+
 # %% ../nbs/01a_synth.ipynb #ac2daf78
-def chord_at(ctx, beat):
+def _chord_at(ctx, beat):
     "(root pitch class, quality) of the chord sounding at `beat`."
-    tl = ctx['timeline']
-    return tl[min(int(beat // ctx['chord_len']), len(tl) - 1)]
+    tl = ctx.timeline
+    return tl[min(int(beat // ctx.chord_len), len(tl) - 1)]
 
 # %% ../nbs/01a_synth.ipynb #0812e67a
-def chord_segments(ctx):
+def _chord_segments(ctx):
     "(start beat, length in beats, root, quality) for each chord slot."
-    L = ctx['chord_len']
-    return [(i * L, L, r, q) for i, (r, q) in enumerate(ctx['timeline'])]
+    L = ctx.chord_len
+    return [(i * L, L, r, q) for i, (r, q) in enumerate(ctx.timeline)]
 
 # %% ../nbs/01a_synth.ipynb #7cd05349
-def close_voicing(root, quality, low=55, rootless=False):
+def _close_voicing(root, quality, low=55, rootless=False):
     "Chord tones stacked up from the first root at or above `low`; rootless drops the root (jazz piano style)."
-    ivs = [i for i in CHORDS[quality] if not (rootless and i % 12 == 0)]
-    base = pitch_near(root, low - (4 if rootless else 0))
+    ivs = [i for i in _CHORDS[quality] if not (rootless and i % 12 == 0)]
+    base = _pitch_near(root, low - (4 if rootless else 0))
     return [base + i for i in ivs]
 
 # %% ../nbs/01a_synth.ipynb #7df30f21
-def guitar_voicing(root, quality, low=40):
+def _guitar_voicing(root, quality, low=40):
     "Up to six guitar-like notes: root, fifth and octave below, the chord's colour tones an octave up."
-    base = pitch_near(root, low)
-    notes = {base, base + 7, base + 12} | {base + 12 + i for i in CHORDS[quality][1:] if i not in (7, 12)}
+    base = _pitch_near(root, low)
+    notes = {base, base + 7, base + 12} | {base + 12 + i for i in _CHORDS[quality][1:] if i not in (7, 12)}
     return sorted(notes)[:6]
 
 # %% ../nbs/01a_synth.ipynb #31397c82
-def power_chord(root, low=40):
+def _power_chord(root, low=40):
     "Root, fifth and octave: the distorted-guitar power chord."
-    base = pitch_near(root, low)
+    base = _pitch_near(root, low)
     return [base, base + 7, base + 12]
 
 # %% ../nbs/01a_synth.ipynb #bc39850b
-def scale_notes(tonic, scale, low, high):
+def _scale_notes(tonic, scale, low, high):
     "All MIDI notes of a scale between `low` and `high`."
-    pcs = {(tonic + s) % 12 for s in SCALES[scale]}
+    pcs = {(tonic + s) % 12 for s in _SCALES[scale]}
     return [m for m in range(low, high + 1) if m % 12 in pcs]
 
 # %% ../nbs/01a_synth.ipynb #ea49fbc5
-def bass_root8(ctx):
+def _bass_root8(ctx):
     "Driving 8th notes on the chord root with the odd octave jump (rock, pop)."
-    rng = ctx['rng']
-    return [(b, 0.45, pitch_near(chord_at(ctx, b)[0], 28) + 12 * (rng.random() < 0.08), 1.0 if b % 1 == 0 else 0.8)
-            for b in np.arange(0, ctx['n_beats'], 0.5)]
+    rng = ctx.rng
+    return [(b, 0.45, _pitch_near(_chord_at(ctx, b)[0], 28) + 12 * (rng.random() < 0.08), 1.0 if b % 1 == 0 else 0.8)
+            for b in np.arange(0, ctx.n_beats, 0.5)]
 
 # %% ../nbs/01a_synth.ipynb #d4b11249
-def bass_root16(ctx):
+def _bass_root16(ctx):
     "Metal bass doubling the guitar's 16th-note chugs on the root."
-    return [(b, 0.22, pitch_near(chord_at(ctx, b)[0], 26), 1.0 if b % 1 == 0 else 0.8) for b in np.arange(0, ctx['n_beats'], 0.25)]
+    return [(b, 0.22, _pitch_near(_chord_at(ctx, b)[0], 26), 1.0 if b % 1 == 0 else 0.8) for b in np.arange(0, ctx.n_beats, 0.25)]
 
 # %% ../nbs/01a_synth.ipynb #a8430c95
-def bass_root_fifth(ctx):
+def _bass_root_fifth(ctx):
     "Country 'boom': the root on beat 1, the fifth below on beat 3."
     out = []
-    for b in range(0, ctx['n_beats'], 2):
-        root = pitch_near(chord_at(ctx, b)[0], 31)
+    for b in range(0, ctx.n_beats, 2):
+        root = _pitch_near(_chord_at(ctx, b)[0], 31)
         out.append((b, 1.6, root if b % 4 == 0 else root - 5, 1.0))
     return out
 
 # %% ../nbs/01a_synth.ipynb #f671ed8b
-def bass_walking(ctx):
+def _bass_walking(ctx):
     "Jazz walking bass: quarter notes through chord tones, approaching each new root by a semitone."
-    rng, out = ctx['rng'], []
-    for b in range(ctx['n_beats']):
-        root, q = chord_at(ctx, b)
-        nxt = chord_at(ctx, b + 1)[0]
-        if b % ctx['chord_len'] == 0: m = pitch_near(root, 31)
-        elif (b + 1) % ctx['chord_len'] == 0: m = pitch_near(nxt, 31) + (1 if rng.random() < 0.5 else -1)
-        else: m = pitch_near(root, 31) + CHORDS[q][rng.integers(1, len(CHORDS[q]))] % 12
+    rng, out = ctx.rng, []
+    for b in range(ctx.n_beats):
+        root, q = _chord_at(ctx, b)
+        nxt = _chord_at(ctx, b + 1)[0]
+        if b % ctx.chord_len == 0: m = _pitch_near(root, 31)
+        elif (b + 1) % ctx.chord_len == 0: m = _pitch_near(nxt, 31) + (1 if rng.random() < 0.5 else -1)
+        else: m = _pitch_near(root, 31) + _CHORDS[q][rng.integers(1, len(_CHORDS[q]))] % 12
         out.append((b, 0.9, m, rng.uniform(0.8, 1.0)))
     return out
 
 # %% ../nbs/01a_synth.ipynb #6385c546
-def bass_boogie(ctx):
+def _bass_boogie(ctx):
     "Blues boogie line in swung 8ths: root, 3rd, 5th, 6th, b7, 6th, 5th, 3rd."
-    fig = [0, 4, 7, 9, 10, 9, 7, 4] if ctx['mode'] == 'major' else [0, 3, 7, 9, 10, 9, 7, 3]
-    return [(b, 0.45, pitch_near(chord_at(ctx, b)[0], 28) + fig[int(b * 2) % 8], 1.0 if b % 1 == 0 else 0.75)
-            for b in np.arange(0, ctx['n_beats'], 0.5)]
+    fig = [0, 4, 7, 9, 10, 9, 7, 4] if ctx.mode == 'major' else [0, 3, 7, 9, 10, 9, 7, 3]
+    return [(b, 0.45, _pitch_near(_chord_at(ctx, b)[0], 28) + fig[int(b * 2) % 8], 1.0 if b % 1 == 0 else 0.75)
+            for b in np.arange(0, ctx.n_beats, 0.5)]
 
 # %% ../nbs/01a_synth.ipynb #f73346e3
-def bass_octave(ctx):
+def _bass_octave(ctx):
     "Disco octave bass: 8ths bouncing between the root and the octave above."
-    return [(b, 0.35, pitch_near(chord_at(ctx, b)[0], 28) + 12 * (int(b * 2) % 2), 1.0) for b in np.arange(0, ctx['n_beats'], 0.5)]
+    return [(b, 0.35, _pitch_near(_chord_at(ctx, b)[0], 28) + 12 * (int(b * 2) % 2), 1.0) for b in np.arange(0, ctx.n_beats, 0.5)]
 
 # %% ../nbs/01a_synth.ipynb #4afe0cc4
-def bass_sub808(ctx):
+def _bass_sub808(ctx):
     "Hip-hop 808: a long sub-bass note on the chord root under each kick, held until the next one."
-    kicks = sorted(set(ctx.get('kick_beats') or range(0, ctx['n_beats'], 4)))
+    kicks = sorted(set(ctx.kick_beats or range(0, ctx.n_beats, 4)))
     ends = kicks[1:] + [kicks[-1] + 2]
-    return [(b, min(e - b, 2.0), pitch_near(chord_at(ctx, b)[0], 26), 1.0) for b, e in zip(kicks, ends)]
+    return [(b, min(e - b, 2.0), _pitch_near(_chord_at(ctx, b)[0], 26), 1.0) for b, e in zip(kicks, ends)]
 
 # %% ../nbs/01a_synth.ipynb #a8120beb
 # One-bar reggae riffs: (beat, beats, chord tone) where tone is 0 root, 1 third, 2 fifth, 3 seventh, 4 octave.
-REGGAE_RIFFS = [[(0.5, 0.5, 0), (1, 0.75, 0), (2, 0.5, 2), (2.5, 0.5, 1), (3, 1.0, 0)],
+_REGGAE_RIFFS = [[(0.5, 0.5, 0), (1, 0.75, 0), (2, 0.5, 2), (2.5, 0.5, 1), (3, 1.0, 0)],
                 [(1, 0.5, 0), (1.5, 0.5, 0), (2, 1.0, 1), (3, 0.5, 2), (3.5, 0.5, 4)],
                 [(0, 1.5, 0), (2, 0.5, 2), (2.5, 0.5, 3), (3, 0.5, 4), (3.5, 0.5, 2)]]
 
 # %% ../nbs/01a_synth.ipynb #e7b29ccf
-def bass_reggae(ctx):
+def _bass_reggae(ctx):
     "Reggae bass: a syncopated one-bar riff of chord tones, repeated, often leaving beat one empty."
-    riff = REGGAE_RIFFS[ctx['rng'].integers(len(REGGAE_RIFFS))]
+    riff = _REGGAE_RIFFS[ctx.rng.integers(len(_REGGAE_RIFFS))]
     out = []
-    for bar in range(0, ctx['n_beats'], 4):
+    for bar in range(0, ctx.n_beats, 4):
         for b, d, tone in riff:
-            root, q = chord_at(ctx, bar + b)
-            third = CHORDS[q][1] if CHORDS[q][1] < 7 else 4
-            out.append((bar + b, d, pitch_near(root, 28) + [0, third, 7, 10, 12][tone], 1.0))
+            root, q = _chord_at(ctx, bar + b)
+            third = _CHORDS[q][1] if _CHORDS[q][1] < 7 else 4
+            out.append((bar + b, d, _pitch_near(root, 28) + [0, third, 7, 10, 12][tone], 1.0))
     return out
 
 # %% ../nbs/01a_synth.ipynb #60d0465c
-def bass_bowed(ctx):
+def _bass_bowed(ctx):
     "Classical low strings: one sustained root per chord, sometimes split into root and fifth."
-    rng, out = ctx['rng'], []
-    for b, L, root, q in chord_segments(ctx):
-        m = pitch_near(root, 36)
+    rng, out = ctx.rng, []
+    for b, L, root, q in _chord_segments(ctx):
+        m = _pitch_near(root, 36)
         if L >= 2 and rng.random() < 0.3: out += [(b, L / 2, m, 0.9), (b + L / 2, L / 2, m - 5, 0.8)]
         else: out.append((b, L, m, 0.9))
     return out
 
 # %% ../nbs/01a_synth.ipynb #4afd4321
-def comp_power(ctx):
+def _comp_power(ctx):
     "Rock rhythm guitar: power chords in 8ths, mostly palm-muted, some downbeats left ringing."
-    rng, out = ctx['rng'], []
-    for b in np.arange(0, ctx['n_beats'], 0.5):
+    rng, out = ctx.rng, []
+    for b in np.arange(0, ctx.n_beats, 0.5):
         ring = b % 2 == 0 and rng.random() < 0.5
-        out += [(b, 1.0 if ring else 0.3, m, 1.0 if b % 1 == 0 else 0.8) for m in power_chord(chord_at(ctx, b)[0])]
+        out += [(b, 1.0 if ring else 0.3, m, 1.0 if b % 1 == 0 else 0.8) for m in _power_chord(_chord_at(ctx, b)[0])]
     return out
 
 # %% ../nbs/01a_synth.ipynb #8fc768e5
-GALLOPS = ['xxxxxxxxxxxxxxxx', 'x.xxx.xxx.xxx.xx', 'xx.xxx.xxx.xxx.x', 'x.x.x.x.xxxxx.x.', 'x..x..x.x..x..x.']
+_GALLOPS = ['xxxxxxxxxxxxxxxx', 'x.xxx.xxx.xxx.xx', 'xx.xxx.xxx.xxx.x', 'x.x.x.x.xxxxx.x.', 'x..x..x.x..x..x.']
 
 # %% ../nbs/01a_synth.ipynb #ac1d0754
-def comp_chug(ctx):
+def _comp_chug(ctx):
     "Metal rhythm guitar: low palm-muted 16th chugs and gallops, ringing power chords on chord changes."
-    rng, out = ctx['rng'], []
-    pat = GALLOPS[rng.integers(len(GALLOPS))]
-    for b in np.arange(0, ctx['n_beats'], 0.25):
+    rng, out = ctx.rng, []
+    pat = _GALLOPS[rng.integers(len(_GALLOPS))]
+    for b in np.arange(0, ctx.n_beats, 0.25):
         if pat[int(b * 4) % 16] == '.': continue
-        ring = b % ctx['chord_len'] == 0
-        out += [(b, 0.9 if ring else 0.18, m, 1.0 if ring else 0.85) for m in power_chord(chord_at(ctx, b)[0], 35)]
+        ring = b % ctx.chord_len == 0
+        out += [(b, 0.9 if ring else 0.18, m, 1.0 if ring else 0.85) for m in _power_chord(_chord_at(ctx, b)[0], 35)]
     return out
 
 # %% ../nbs/01a_synth.ipynb #101db01a
-STRUMS = ['D.DU.UDU', 'D.D.D.DU', 'D.DUDUDU', 'D...D.DU', 'D.DU.UD.']
+_STRUMS = ['D.DU.UDU', 'D.D.D.DU', 'D.DUDUDU', 'D...D.DU', 'D.DU.UD.']
 
 # %% ../nbs/01a_synth.ipynb #0a25d56b
-def strum(ctx, beat, dur, notes, vel, up=False):
+def _strum(ctx, beat, dur, notes, vel, up=False):
     "Guitar strum: the chord's notes a few milliseconds apart, low to high (down) or high to low (up)."
-    gap = ctx['strum_gap']
+    gap = ctx.strum_gap
     notes = notes[::-1][:4] if up else notes
     return [(beat + k * gap, dur, m, vel * (1 - 0.06 * k)) for k, m in enumerate(notes)]
 
 # %% ../nbs/01a_synth.ipynb #e37449e7
-def comp_strum(ctx):
+def _comp_strum(ctx):
     "Strummed open-chord guitar following a down/up 8th pattern."
-    rng, out = ctx['rng'], []
-    pat = STRUMS[rng.integers(len(STRUMS))]
-    for b in np.arange(0, ctx['n_beats'], 0.5):
+    rng, out = ctx.rng, []
+    pat = _STRUMS[rng.integers(len(_STRUMS))]
+    for b in np.arange(0, ctx.n_beats, 0.5):
         ch = pat[int(b * 2) % 8]
         if ch == '.': continue
-        out += strum(ctx, b, 0.9, guitar_voicing(*chord_at(ctx, b)), 0.9 if ch == 'D' else 0.6, up=ch == 'U')
+        out += _strum(ctx, b, 0.9, _guitar_voicing(*_chord_at(ctx, b)), 0.9 if ch == 'D' else 0.6, up=ch == 'U')
     return out
 
 # %% ../nbs/01a_synth.ipynb #5f6b36ee
-def comp_boom_chick(ctx):
+def _comp_boom_chick(ctx):
     "Country 'chick': short strums of the upper strings on beats 2 and 4."
-    return [e for b in range(1, ctx['n_beats'], 2) for e in strum(ctx, b, 0.35, guitar_voicing(*chord_at(ctx, b))[2:], 0.9)]
+    return [e for b in range(1, ctx.n_beats, 2) for e in _strum(ctx, b, 0.35, _guitar_voicing(*_chord_at(ctx, b))[2:], 0.9)]
 
 # %% ../nbs/01a_synth.ipynb #25fc3bb5
-def comp_shuffle(ctx):
+def _comp_shuffle(ctx):
     "Blues shuffle riff: swung two-note shapes, root+fifth alternating with root+sixth (and b7)."
-    shape = [7, 7, 9, 9, 7, 7, 9, 9] if ctx['rng'].random() < 0.5 else [7, 7, 9, 9, 10, 10, 9, 9]
+    shape = [7, 7, 9, 9, 7, 7, 9, 9] if ctx.rng.random() < 0.5 else [7, 7, 9, 9, 10, 10, 9, 9]
     out = []
-    for b in np.arange(0, ctx['n_beats'], 0.5):
-        base = pitch_near(chord_at(ctx, b)[0], 40)
+    for b in np.arange(0, ctx.n_beats, 0.5):
+        base = _pitch_near(_chord_at(ctx, b)[0], 40)
         v = 1.0 if b % 1 == 0 else 0.7
         out += [(b, 0.45, base, v), (b, 0.45, base + shape[int(b * 2) % 8], v)]
     return out
 
 # %% ../nbs/01a_synth.ipynb #38787cbc
-def comp_stabs(ctx):
+def _comp_stabs(ctx):
     "Jazz comping: one to three syncopated rootless chords per bar."
-    rng, out = ctx['rng'], []
+    rng, out = ctx.rng, []
     slots = np.array([0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5])
     weights = np.array([2, 2, 1, 3, 1, 3, 1, 3], float)
-    for bar in range(0, ctx['n_beats'], 4):
+    for bar in range(0, ctx.n_beats, 4):
         for s in rng.choice(slots, size=rng.integers(1, 4), replace=False, p=weights / weights.sum()):
-            root, q = chord_at(ctx, bar + s + 0.5)   # a hit on the 'and' anticipates the next chord
-            out += [(bar + s, rng.uniform(0.3, 1.2), m, rng.uniform(0.5, 0.8)) for m in close_voicing(root, q, 52, rootless=True)]
+            root, q = _chord_at(ctx, bar + s + 0.5)   # a hit on the 'and' anticipates the next chord
+            out += [(bar + s, rng.uniform(0.3, 1.2), m, rng.uniform(0.5, 0.8)) for m in _close_voicing(root, q, 52, rootless=True)]
     return out
 
 # %% ../nbs/01a_synth.ipynb #42cce2b3
-def comp_skank(ctx):
+def _comp_skank(ctx):
     "Reggae skank: short, bright, high chords on beats 2 and 4, sometimes doubled."
-    rng, out = ctx['rng'], []
-    for b in range(1, ctx['n_beats'], 2):
-        notes = close_voicing(*chord_at(ctx, b), low=60)
+    rng, out = ctx.rng, []
+    for b in range(1, ctx.n_beats, 2):
+        notes = _close_voicing(*_chord_at(ctx, b), low=60)
         out += [(b, 0.2, m, 1.0) for m in notes]
         if rng.random() < 0.3: out += [(b + 0.25, 0.15, m, 0.6) for m in notes]
     return out
 
 # %% ../nbs/01a_synth.ipynb #54e8dae4
-def comp_offbeat(ctx):
+def _comp_offbeat(ctx):
     "Short chords on every 8th-note off-beat (disco keys, reggae organ bubble)."
-    return [(b, 0.3, m, 0.8) for b in np.arange(0.5, ctx['n_beats'], 1.0) for m in close_voicing(*chord_at(ctx, b), low=55)]
+    return [(b, 0.3, m, 0.8) for b in np.arange(0.5, ctx.n_beats, 1.0) for m in _close_voicing(*_chord_at(ctx, b), low=55)]
 
 # %% ../nbs/01a_synth.ipynb #e7694dd5
-CHOPS = ['x.xx.xx.x.xx.x.x', '..x...x...x...x.', 'x.x.xx.xx.x.xx.x']
+_CHOPS = ['x.xx.xx.x.xx.x.x', '..x...x...x...x.', 'x.x.xx.xx.x.xx.x']
 
 # %% ../nbs/01a_synth.ipynb #f0767da5
-def comp_chops(ctx):
+def _comp_chops(ctx):
     "Funk/disco guitar: muted 16th chord chops high on the neck."
-    pat = CHOPS[ctx['rng'].integers(len(CHOPS))]
-    return [(b, 0.12, m, 0.9 if b % 1 == 0.5 else 0.6) for b in np.arange(0, ctx['n_beats'], 0.25)
-            if pat[int(b * 4) % 16] == 'x' for m in close_voicing(*chord_at(ctx, b), low=62)]
+    pat = _CHOPS[ctx.rng.integers(len(_CHOPS))]
+    return [(b, 0.12, m, 0.9 if b % 1 == 0.5 else 0.6) for b in np.arange(0, ctx.n_beats, 0.25)
+            if pat[int(b * 4) % 16] == 'x' for m in _close_voicing(*_chord_at(ctx, b), low=62)]
 
 # %% ../nbs/01a_synth.ipynb #743ef278
-def comp_arpeggio(ctx):
+def _comp_arpeggio(ctx):
     "Classical piano: a held bass root under broken-chord 8ths (Alberti bass) or rising triplets."
-    rng, out = ctx['rng'], []
+    rng, out = ctx.rng, []
     alberti = rng.random() < 0.5
     order, step = ([0, 2, 1, 2], 0.5) if alberti else ([0, 1, 2, 3, 2, 1], 1 / 3)
-    for b, L, root, q in chord_segments(ctx):
-        tri = close_voicing(root, q, 55)[:3]
+    for b, L, root, q in _chord_segments(ctx):
+        tri = _close_voicing(root, q, 55)[:3]
         tri = tri + [tri[0] + 12]
-        out.append((b, L, pitch_near(root, 36), 0.8))
+        out.append((b, L, _pitch_near(root, 36), 0.8))
         for k, s in enumerate(np.arange(0, L - 1e-6, step)):
             out.append((b + s, step * 1.5, tri[order[k % len(order)]], 0.55 + 0.15 * (k % len(order) == 0)))
     return out
 
 # %% ../nbs/01a_synth.ipynb #c4ea7b79
-def comp_sustain(ctx):
+def _comp_sustain(ctx):
     "Sustained block chords, one per chord change, with the root doubled below (pads, strings, organ)."
-    return [(b, L, m, 0.8) for b, L, root, q in chord_segments(ctx) for m in [pitch_near(root, 43)] + close_voicing(root, q, 55)]
+    return [(b, L, m, 0.8) for b, L, root, q in _chord_segments(ctx) for m in [_pitch_near(root, 43)] + _close_voicing(root, q, 55)]
 
 # %% ../nbs/01a_synth.ipynb #527f0196
-def comp_block(ctx):
+def _comp_block(ctx):
     "Pop piano: the chord repeated in quarter notes, accenting beats 1 and 3."
-    return [(b, 0.9, m, 0.9 if b % 2 == 0 else 0.65) for b in range(ctx['n_beats']) for m in close_voicing(*chord_at(ctx, b), low=55)]
+    return [(b, 0.9, m, 0.9 if b % 2 == 0 else 0.65) for b in range(ctx.n_beats) for m in _close_voicing(*_chord_at(ctx, b), low=55)]
 
 # %% ../nbs/01a_synth.ipynb #05188263
-def comp_keys(ctx):
+def _comp_keys(ctx):
     "Hip-hop keys: a sparse chord on the downbeat, held, sometimes answered on the 'and' of 3."
-    rng, out = ctx['rng'], []
-    for b, L, root, q in chord_segments(ctx):
-        out += [(b, rng.uniform(1.5, L), m, 0.8) for m in close_voicing(root, q, 52)]
-        if rng.random() < 0.4: out += [(b + 2.5, 1.0, m, 0.6) for m in close_voicing(root, q, 52)]
+    rng, out = ctx.rng, []
+    for b, L, root, q in _chord_segments(ctx):
+        out += [(b, rng.uniform(1.5, L), m, 0.8) for m in _close_voicing(root, q, 52)]
+        if rng.random() < 0.4: out += [(b + 2.5, 1.0, m, 0.6) for m in _close_voicing(root, q, 52)]
     return out
 
 # %% ../nbs/01a_synth.ipynb #0e47f320
-BASS_STYLES = {'root8': bass_root8, 'root16': bass_root16, 'root_fifth': bass_root_fifth, 'walking': bass_walking,
-               'boogie': bass_boogie, 'octave': bass_octave, 'sub808': bass_sub808, 'reggae': bass_reggae, 'bowed': bass_bowed}
+_BASS_STYLES = {'root8': _bass_root8, 'root16': _bass_root16, 'root_fifth': _bass_root_fifth, 'walking': _bass_walking,
+               'boogie': _bass_boogie, 'octave': _bass_octave, 'sub808': _bass_sub808, 'reggae': _bass_reggae, 'bowed': _bass_bowed}
 
-COMP_STYLES = {'power': comp_power, 'chug': comp_chug, 'strum': comp_strum, 'boom_chick': comp_boom_chick, 'shuffle': comp_shuffle,
-               'stabs': comp_stabs, 'skank': comp_skank, 'offbeat': comp_offbeat, 'chops': comp_chops, 'arpeggio': comp_arpeggio,
-               'sustain': comp_sustain, 'block': comp_block, 'keys': comp_keys}
+_COMP_STYLES = {'power': _comp_power, 'chug': _comp_chug, 'strum': _comp_strum, 'boom_chick': _comp_boom_chick, 'shuffle': _comp_shuffle,
+               'stabs': _comp_stabs, 'skank': _comp_skank, 'offbeat': _comp_offbeat, 'chops': _comp_chops, 'arpeggio': _comp_arpeggio,
+               'sustain': _comp_sustain, 'block': _comp_block, 'keys': _comp_keys}
 
-PART_STYLES = {**BASS_STYLES, **COMP_STYLES}
+_PART_STYLES = {**_BASS_STYLES, **_COMP_STYLES}
 
 # %% ../nbs/01a_synth.ipynb #f3e36844
 # scale per mode, note lengths (beats), rest probability, register, legato, phrase/gap lengths (beats), loop (bars, 0 = through-composed),
 # blue = chance of bending a b3/b5 a quarter-tone up.
-LEADS = {
+_LEADS = {
     'blues':     dict(scale={'major': 'blues', 'minor': 'blues'}, durs=[0.5, 0.5, 1, 1, 1.5, 0.25], rest=0.2, register=(57, 81), legato=0.9,
                       phrase=(4, 8), gap=(1, 3), blue=0.3),
     'vocal':     dict(scale={'major': 'major_pent', 'minor': 'minor_pent'}, durs=[0.5, 0.5, 0.5, 1, 1, 1.5, 2], rest=0.1, register=(60, 77),
@@ -647,11 +682,11 @@ LEADS = {
 }
 
 # %% ../nbs/01a_synth.ipynb #f87a3be6
-def melody_line(ctx, style):
+def _melody_line(ctx, style):
     "A phrase-based random-walk melody on the style's scale, landing on chord tones on most beats."
-    rng, spec = ctx['rng'], LEADS[style]
-    notes = scale_notes(ctx['tonic'], spec['scale'][ctx['mode']], *spec['register'])
-    span = 4 * spec['loop'] if spec.get('loop') else ctx['n_beats']
+    rng, spec = ctx.rng, _LEADS[style]
+    notes = _scale_notes(ctx.tonic, spec['scale'][ctx.mode], *spec['register'])
+    span = 4 * spec['loop'] if spec.get('loop') else ctx.n_beats
     i, direction, beat, out = len(notes) // 2, 1, 0.0, []
     while beat < span:
         end = beat + rng.uniform(*spec['phrase'])
@@ -662,95 +697,62 @@ def melody_line(ctx, style):
                 i += direction * (1 + (rng.random() < 0.25))
                 if not 0 <= i < len(notes): direction = -direction; i = int(np.clip(i, 0, len(notes) - 1))
                 if beat % 1 == 0 and rng.random() < 0.6:   # strong beats gravitate to chord tones
-                    root, q = chord_at(ctx, beat)
-                    tones = {(root + c) % 12 for c in CHORDS[q]}
+                    root, q = _chord_at(ctx, beat)
+                    tones = {(root + c) % 12 for c in _CHORDS[q]}
                     cands = [j for j in range(max(i - 2, 0), min(i + 3, len(notes))) if notes[j] % 12 in tones]
                     if cands: i = min(cands, key=lambda j: abs(j - i))
                 m = float(notes[i])
-                if spec.get('blue') and (m - ctx['tonic']) % 12 in (3, 6) and rng.random() < spec['blue']: m += 0.5
+                if spec.get('blue') and (m - ctx.tonic) % 12 in (3, 6) and rng.random() < spec['blue']: m += 0.5
                 out.append((beat, d * spec['legato'], m, rng.uniform(0.7, 1.0)))
             beat += d
         beat += rng.uniform(*spec['gap'])
         beat = round(beat * 2) / 2   # phrases restart on an 8th-note grid
     if spec.get('loop'):   # riffs/hooks repeat: sample-based and dance music loop bars
-        out = [(b + k * span, d, m, v) for k in range(-(-ctx['n_beats'] // span)) for b, d, m, v in out]
+        out = [(b + k * span, d, m, v) for k in range(-(-ctx.n_beats // span)) for b, d, m, v in out]
     return out
 
-# %% ../nbs/01a_synth.ipynb #87a95422
-def add_at(buf, sound, start, gain=1.0):
-    "Mix `sound` into `buf` from sample `start` on, cut to the buffer's bounds."
-    a, b = max(start, 0), min(start + len(sound), len(buf))
-    if a < b: buf[a:b] += gain * sound[a - start:b - start]
-
-# %% ../nbs/01a_synth.ipynb #ee5ab1fd
-def render_notes(events, inst, clock, sr, n, rng, humanize=0.0):
-    "Render note events [(beat, beats, midi, velocity)] of one instrument into `n` samples (identical notes rendered once)."
-    buf = np.zeros(n, np.float32)
-    if not events: return buf
-    ev = np.array(events, float)
-    on, off = clock(ev[:, 0]), clock(ev[:, 0] + ev[:, 1])
-    on = on + rng.normal(0, humanize, len(on)) if humanize else on
-    cache = {}
-    for t0, t1, midi, vel in zip(on, off, ev[:, 2], ev[:, 3]):
-        dur = round(max(t1 - t0, 0.03), 2)   # 10 ms resolution lets repeated notes share one rendering
-        if t0 > n / sr or t0 + dur + 1.0 < 0: continue
-        if (midi, dur) not in cache: cache[midi, dur] = render_note(inst, midi, dur, sr)
-        add_at(buf, cache[midi, dur], int(round(t0 * sr)), vel)
-    return buf
-
-# %% ../nbs/01a_synth.ipynb #fc4e1513
-def render_drums(hits, kit, clock, sr, n, rng, humanize=0.0):
-    "Place each drum hit (beat, voice, velocity) of a pre-rendered kit into `n` samples."
-    buf = np.zeros(n, np.float32)
-    if not hits: return buf
-    times = clock(np.array([h[0] for h in hits]))
-    if humanize: times = times + rng.normal(0, humanize, len(times))
-    for t, (_, voice, vel) in zip(times, hits):
-        add_at(buf, kit[voice], int(round(t * sr)), vel)
-    return buf
-
 # %% ../nbs/01a_synth.ipynb #005f8781
-def lowpass(x, cutoff, sr, order=2):
+def _lowpass(x, cutoff, sr, order=2):
     "Butterworth low-pass, with the cutoff kept safely below Nyquist."
     return sosfilt(butter(order, min(cutoff, 0.45 * sr), fs=sr, output='sos'), x).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #a696b900
-def rms(x):
+def _rms(x):
     "Root-mean-square level."
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) + 1e-9
 
 # %% ../nbs/01a_synth.ipynb #80643c9e
-def active_rms(x, sr):
+def _active_rms(x, sr):
     "RMS over the louder half of 50 ms frames, so a part with many rests is not boosted for its silences."
     hop = max(int(0.05 * sr), 1)
-    frames = np.sqrt(np.mean(np.square(x[:len(x) // hop * hop].reshape(-1, hop), dtype=np.float64), 1)) if len(x) >= hop else np.array([rms(x)])
+    frames = np.sqrt(np.mean(np.square(x[:len(x) // hop * hop].reshape(-1, hop), dtype=np.float64), 1)) if len(x) >= hop else np.array([_rms(x)])
     return float(np.sqrt(np.mean(np.square(np.sort(frames)[len(frames) // 2:])))) + 1e-9
 
 # %% ../nbs/01a_synth.ipynb #f1b0f947
-def soft_clip(x, drive):
+def _soft_clip(x, drive):
     "tanh saturation with the input normalised to its peak, so `drive` alone sets the amount of distortion."
     if drive < 0.3: return x
     return np.tanh(drive * x / (np.abs(x).max() + 1e-9)).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #53dd757e
-def process_bus(x, inst, drive, sr):
+def _process_bus(x, inst, drive, sr):
     "An instrument's bus: distortion for electric guitars, then its low-pass (amp cabinet, synth filter, dull strings)."
-    if inst.get('distort'): x = soft_clip(x, drive)
-    if inst.get('lowpass'): x = lowpass(x, inst['lowpass'], sr)
+    if inst.get('distort'): x = _soft_clip(x, drive)
+    if inst.get('lowpass'): x = _lowpass(x, inst['lowpass'], sr)
     return x
 
 # %% ../nbs/01a_synth.ipynb #831aead8
-def reverb(x, sr, rng, rt60):
+def _reverb(x, sr, rng, rt60):
     "Wet signal: `x` convolved with exponentially decaying, slightly darkened noise (a room of reverb time `rt60`)."
     n = int(sr * min(rt60, 2.5))
     ir = rng.standard_normal(n).astype(np.float32)
     ir *= np.exp(-6.9 * np.arange(n) / (rt60 * sr)).astype(np.float32)
-    ir = lowpass(ir, 5000, sr, 1)
+    ir = _lowpass(ir, 5000, sr, 1)
     wet = fftconvolve(x, ir)[:len(x)]
-    return (wet * rms(x) / rms(wet)).astype(np.float32)
+    return (wet * _rms(x) / _rms(wet)).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #4d2508f5
-def dynamics_curve(n, sr, depth_db, rng):
+def _dynamics_curve(n, sr, depth_db, rng):
     "A slow random loudness curve between -`depth_db` and 0 dB (crescendi and diminuendi)."
     t = np.arange(n) / sr
     c = np.sin(2 * np.pi * t / rng.uniform(6, 20) + rng.uniform(0, 2 * np.pi)) + 0.4 * np.sin(2 * np.pi * t / rng.uniform(2, 5) + rng.uniform(0, 2 * np.pi))
@@ -758,18 +760,18 @@ def dynamics_curve(n, sr, depth_db, rng):
     return (10 ** (depth_db * (c - 1) / 20)).astype(np.float32)
 
 # %% ../nbs/01a_synth.ipynb #a81bf9e8
-def background_noise(n, sr, rng, vinyl=False):
+def _background_noise(n, sr, rng, vinyl=False):
     "A faint noise floor; with `vinyl`, sparse crackles too."
     x = rng.standard_normal(n).astype(np.float32) * 0.3
     if vinyl:
         pos = rng.integers(0, n, int(n / sr * rng.uniform(5, 30)))
         x[pos] += rng.uniform(-6, 6, len(pos)).astype(np.float32)
-        x = lowpass(x, 6000, sr, 1)
+        x = _lowpass(x, 6000, sr, 1)
     return x
 
 # %% ../nbs/01a_synth.ipynb #bf397a19
 # Ranges (lo, hi) are drawn uniformly, lists give alternatives (repeats = weight); parts are (style, instrument) or None.
-RECIPES = {
+_RECIPES = {
     'blues': dict(bpm=(60, 95), swing=(0.62, 0.72), swing_unit=1.0, rubato=0.01, humanize=0.008, keys=list(range(12)),
                   progressions=['twelve_bar', 'twelve_bar', 'twelve_bar', 'minor_blues'], extensions=0.2,
                   drums=['shuffle'], kit=['acoustic'], fills=0.3,
@@ -864,39 +866,39 @@ RECIPES = {
 
 # %% ../nbs/01a_synth.ipynb #78d5ad6d
 # Ingredients a clip may take from a neighbouring genre, so that neighbouring genres overlap.
-BORROWABLE = ['bpm', 'swing', 'progressions', 'drums', 'kit', 'bass', 'comp', 'pad', 'lead', 'drive']
+_BORROWABLE = ['bpm', 'swing', 'progressions', 'drums', 'kit', 'bass', 'comp', 'pad', 'lead', 'drive']
 
 # %% ../nbs/01a_synth.ipynb #f1dd94c9
-def pick(rng, spec):
+def _pick(rng, spec):
     "Draw one value from a recipe entry: (lo, hi) uniformly, a list by choosing an element, anything else as is."
     if isinstance(spec, list): return spec[rng.integers(len(spec))]
     if isinstance(spec, tuple) and len(spec) == 2 and all(isinstance(v, (int, float)) for v in spec): return float(rng.uniform(*spec))
     return spec
 
 # %% ../nbs/01a_synth.ipynb #863d5792
-def plan_track(genre, rng):
+def _plan_track(genre, rng):
     "One clip's concrete ingredients: the genre recipe, sometimes crossed with a neighbour's, with every choice drawn."
-    recipe = dict(RECIPES[genre])
+    recipe = dict(_RECIPES[genre])
     if rng.random() < recipe['borrow']:
-        other = RECIPES[recipe['neighbours'][rng.integers(len(recipe['neighbours']))]]
-        for k in rng.choice(BORROWABLE, size=rng.integers(1, 4), replace=False): recipe[str(k)] = other[str(k)]
-    plan = {k: pick(rng, v) for k, v in recipe.items() if k not in ('mix', 'neighbours', 'borrow')}
+        other = _RECIPES[recipe['neighbours'][rng.integers(len(recipe['neighbours']))]]
+        for k in rng.choice(_BORROWABLE, size=rng.integers(1, 4), replace=False): recipe[str(k)] = other[str(k)]
+    plan = {k: _pick(rng, v) for k, v in recipe.items() if k not in ('mix', 'neighbours', 'borrow')}
     plan['mix'] = {k: v * 10 ** (rng.uniform(-4, 4) / 20) for k, v in recipe['mix'].items()}   # ±4 dB per part
-    plan['mode'] = PROGRESSIONS[plan['progressions']][0]
+    plan['mode'] = _PROGRESSIONS[plan['progressions']][0]
     plan['tonic'] = plan.pop('keys')
     return plan
 
 # %% ../nbs/01a_synth.ipynb #ddcb116e
-def mix_down(buses, p, n, sr, rng):
+def _mix_down(buses, p, n, sr, rng):
     "Balance the part buses, add reverb, bus glue, dynamics, lo-fi filtering and a noise floor, then peak-normalise."
-    gains = {k: p['mix'][k] / active_rms(b, sr) for k, b in buses.items() if np.any(b)}
+    gains = {k: p['mix'][k] / _active_rms(b, sr) for k, b in buses.items() if np.any(b)}
     dry = sum((buses[k] * g for k, g in gains.items()), np.zeros(n, np.float32))
     send = sum((buses[k] * g * (0.4 if k == 'drums' else 1.0) for k, g in gains.items() if k != 'bass'), np.zeros(n, np.float32))
-    mix = dry + p['wet'] * reverb(send, sr, rng, p['reverb']) if np.any(send) else dry
-    mix = soft_clip(mix, p['master_drive'])   # bus compression: loud genres get dense, flattened peaks
-    mix = mix * dynamics_curve(n, sr, p['dynamics'], rng)
-    if p['lofi']: mix = lowpass(mix, p['lofi'], sr)
-    mix = mix + background_noise(n, sr, rng, vinyl=bool(p['lofi']) and rng.random() < 0.6) * rms(mix) * 10 ** (rng.uniform(-50, -30) / 20)
+    mix = dry + p['wet'] * _reverb(send, sr, rng, p['reverb']) if np.any(send) else dry
+    mix = _soft_clip(mix, p['master_drive'])   # bus compression: loud genres get dense, flattened peaks
+    mix = mix * _dynamics_curve(n, sr, p['dynamics'], rng)
+    if p['lofi']: mix = _lowpass(mix, p['lofi'], sr)
+    mix = mix + _background_noise(n, sr, rng, vinyl=bool(p['lofi']) and rng.random() < 0.6) * _rms(mix) * 10 ** (rng.uniform(-50, -30) / 20)
     peak = np.abs(mix).max()
     return (mix * (rng.uniform(0.3, 0.95) / peak if peak > 0 else 0.0)).astype(np.float32)
 
@@ -907,31 +909,31 @@ def synth_track(genre: str, seed: int, seconds: float = 10.0, sr: int = 22050) -
     if genre not in GENRES: raise ValueError(f'unknown genre {genre!r}: one of {", ".join(GENRES)}')
     ss = np.random.SeedSequence([GENRES.index(genre), int(seed) % 2 ** 63])
     plan_rng, drum_rng, bass_rng, comp_rng, pad_rng, lead_rng, sound_rng = [np.random.default_rng(s) for s in ss.spawn(7)]
-    p = plan_track(genre, plan_rng)
+    p = _plan_track(genre, plan_rng)
     n = int(round(seconds * sr))
-    times = beat_times(p['bpm'], seconds + 4 * 60 / p['bpm'], p['rubato'], plan_rng)
+    times = _beat_times(p['bpm'], seconds + 4 * 60 / p['bpm'], p['rubato'], plan_rng)
     offset = float(plan_rng.uniform(0, times[4]))   # clips start anywhere within a bar, like cuts from songs
-    clock = make_clock(times, p['swing'], p['swing_unit'], offset)
+    clock = _make_clock(times, p['swing'], p['swing_unit'], offset)
     n_beats = 4 * -(-(int(np.searchsorted(times, seconds + offset)) + 1) // 4)
-    ctx = dict(chord_len=PROGRESSIONS[p['progressions']][1], n_beats=n_beats, tonic=p['tonic'], mode=p['mode'],
-               strum_gap=plan_rng.uniform(0.008, 0.02) * p['bpm'] / 60)
-    ctx['timeline'] = chord_timeline(p['progressions'], p['tonic'], n_beats, plan_rng, p['extensions'])
+    strum_gap = plan_rng.uniform(0.008, 0.02) * p['bpm'] / 60
+    ctx = _Context(n_beats=n_beats, chord_len=_PROGRESSIONS[p['progressions']][1], tonic=p['tonic'], mode=p['mode'], strum_gap=strum_gap,
+                   timeline=_chord_timeline(p['progressions'], p['tonic'], n_beats, plan_rng, p['extensions']))
     buses = {}
     if p['drums']:
-        hits = drum_hits(p['drums'], n_beats // 4, drum_rng, p['fills'])
-        ctx['kick_beats'] = [b for b, voice, _ in hits if voice == 'kick']
-        buses['drums'] = render_drums(hits, drum_kit(p['kit'], sr, sound_rng), clock, sr, n, drum_rng, p['humanize'])
+        hits = _drum_hits(p['drums'], n_beats // 4, drum_rng, p['fills'])
+        ctx.kick_beats = [b for b, voice, _ in hits if voice == 'kick']
+        buses['drums'] = _render_drums(hits, _drum_kit(p['kit'], sr, sound_rng), clock, sr, n, drum_rng, p['humanize'])
     for part, rng in (('bass', bass_rng), ('comp', comp_rng), ('pad', pad_rng), ('lead', lead_rng)):
         if not p[part]: continue
         style, inst_name = p[part]
-        inst = vary_instrument(INSTRUMENTS[inst_name], rng)
-        ctx['rng'] = rng
-        events = melody_line(ctx, style) if part == 'lead' else PART_STYLES[style](ctx)
-        buses[part] = process_bus(render_notes(events, inst, clock, sr, n, rng, p['humanize']), inst, p['drive'], sr)
-    return mix_down(buses, p, n, sr, sound_rng)
+        inst = _vary_instrument(_INSTRUMENTS[inst_name], rng)
+        ctx.rng = rng
+        events = _melody_line(ctx, style) if part == 'lead' else _PART_STYLES[style](ctx)
+        buses[part] = _process_bus(_render_notes(events, inst, clock, sr, n, rng, p['humanize']), inst, p['drive'], sr)
+    return _mix_down(buses, p, n, sr, sound_rng)
 
 # %% ../nbs/01a_synth.ipynb #bf217968
-GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 1
 
 def _track_seed(seed: int, index: int) -> int: return seed * 1_000_000 + index
 
@@ -954,7 +956,7 @@ def make_default_dataset(dest: str | os.PathLike | None = None, tracks_per_genre
     dest = Path(dest) if dest is not None else ProjectPaths().default_dataset
     if tracks_per_genre < 2: raise BadInputError(f'tracks_per_genre must be at least 2 (one to train on, one to test), not {tracks_per_genre}', dest)
     if not 0.5 <= seconds <= 600: raise BadInputError(f'seconds must be between 0.5 and 600, not {seconds}', dest)
-    params = dict(generator_version=GENERATOR_VERSION, tracks_per_genre=tracks_per_genre, seconds=seconds, seed=seed, sample_rate=sample_rate)
+    params = dict(generator_version=_GENERATOR_VERSION, tracks_per_genre=tracks_per_genre, seconds=seconds, seed=seed, sample_rate=sample_rate)
     audio = dest / 'genres_original'
     manifest = _read_manifest(dest)
     if manifest == {**params, 'complete': True}: return dest
@@ -980,7 +982,7 @@ def is_synthetic_dataset(root) -> bool:
     return (_read_manifest(Path(root)) or {}).get('generator_version') is not None
 
 # %% ../nbs/01a_synth.ipynb #3d9f1ef2
-def make_default_dataset_cli(dest: str = 'data/default',  # folder to write; it will hold genres_original/<genre>/*.wav
+def _make_default_dataset_cli(dest: str = 'data/default',  # folder to write; it will hold genres_original/<genre>/*.wav
                              tracks_per_genre: int = 40,  # clips per genre
                              seconds: float = 10.0,  # length of each clip
                              seed: int = 0,  # the same seed gives the same dataset
@@ -1007,7 +1009,7 @@ def prepare_dataset(dest, source: str = '', tracks_per_genre: int = 40, seconds:
     (dest / 'source.json').write_text(json.dumps({'source': str(Path(source).resolve()), 'tracks': len(tracks)}, indent=1))
     return dest
 
-def prepare_dataset_cli(dest: str = 'data/gtzan',  # folder to fill; it will hold genres_original/<genre>/<audio>
+def _prepare_dataset_cli(dest: str = 'data/gtzan',  # folder to fill; it will hold genres_original/<genre>/<audio>
                         source: str = '',          # a GTZAN-like folder to copy; empty = the built-in synthetic dataset
                         tracks_per_genre: int = 40,  # built-in dataset: clips per genre
                         seconds: float = 10.0,     # built-in dataset: length of each clip

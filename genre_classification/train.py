@@ -14,16 +14,16 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from torch import nn
 from tqdm import tqdm
 
-from .core import (AudioConfig, BadInputError, GENRES, ProjectPaths, Settings, check_params, options_from,
-                                       fingerprint, pick_device, seed_everything, sha1_file, write_report)
-from .data import find_images, find_tracks, packaged_feature_table, split_tracks
-from .features import (KAGGLE_FEATURES, build_log_mel_cache, read_feature_table, read_spectrogram_image,
+from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, GENRES, ProjectPaths, Seed,
+                                       Settings, Split, TrackingUri, TracksPerGenre, check_params, options_from, fingerprint, pick_device, seed_everything, sha1_file, write_report)
+from .data import find_images, find_tracks, split_tracks
+from .features import (build_log_mel_cache, read_spectrogram_image,
                                            segment_input, track_windows, window)
-from .models import MODEL_NAMES, FeatureEnsemble, FeatureMLP, MusicnnProbe, build_model, predict_windows, probe_head
+from .models import MODEL_NAMES, MusicnnProbe, build_model, predict_windows, probe_head
 from .musicnn import build_embedding_cache, load_musicnn
 from .pretrained import MUSICNN_AUDIO
 from .synth import is_synthetic_dataset, make_default_dataset
@@ -37,9 +37,7 @@ __all__ = ['PROBE_MODEL', 'LOSSES', 'STEP_SETTINGS', 'LR_BASE_BATCH', 'BN_WINDOW
            'evaluation_of', 'save_atomically', 'rng_states', 'set_rng_states', 'plot_learning_curve',
            'plot_confusion_matrix', 'write_train_reports', 'log_run_results', 'StepSettings', 'device_kind',
            'step_settings', 'scaled_lr', 'recalibrate_batchnorm', 'TrainResult', 'train', 'probe_trackset',
-           'evaluate_probe', 'probe_model', 'train_probe', 'FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix',
-           'baseline_models', 'compare_with_baselines', 'FeatureResult', 'train_feature_model',
-           'train_using_original_audios', 'train_using_image_features', 'train_using_audio_features']
+           'evaluate_probe', 'probe_model', 'train_probe', 'train_using_original_audios', 'train_using_image_features']
 
 # %% ../nbs/03_train.ipynb #69853231
 PROBE_MODEL = 'musicnn_probe'
@@ -58,22 +56,22 @@ class TrainConfig(Settings):
     segments_per_track: int = Field(4, ge=1, le=1000, description='random windows drawn from each training track per epoch')
     schedule: Literal['onecycle', 'cosine'] = Field('onecycle', description='learning-rate schedule')
     n_mels: int = Field(64, ge=8, le=512, description='mel bands of the spectrogram')
-    data_dir: str = Field('', description='GTZAN-like audio folder; empty = the built-in synthetic dataset')
+    data_dir: str = Field('', validation_alias=AliasChoices('data_dir', 'audio_paths'), description='GTZAN-like audio folder; empty = the built-in synthetic dataset')
     images_path: str = Field('', description='folder of spectrogram PNGs in genre folders (instead of audio)')
-    split: Literal['random', 'fault_filtered'] = Field('random', description='how tracks are split')
-    seed: int = Field(0, ge=0, description='seed of every random choice')
+    split: Split = 'random'
+    seed: Seed = 0
     pretrained: bool = Field(False, description='start from ImageNet weights in the torch cache')
     augment: bool = Field(False, description='SpecAugment masking and mixup')
-    device: str = Field('auto', pattern=r'^(auto|cpu|cuda(:\d+)?)$', description='auto, cpu, cuda or cuda:N')
+    device: Device = 'auto'
     precision: Literal['auto', 'fp32', 'bf16'] = Field('auto', description='arithmetic of the training step; auto: the fastest measured for the model and device')
     memory_format: Literal['auto', 'contiguous', 'channels_last'] = Field('auto', description='memory format of the training step; auto: as measured fastest')
     checkpoints_path: str = Field('checkpoints', description='folder for checkpoints (relative = under the project)')
     resume: bool = Field(False, description='continue from the last checkpoint of a run with the same settings')
-    mlflow_tracking_uri: str = Field('', description='MLflow tracking URI; empty = the local store under the project')
-    experiment: str = Field('genre-classification', min_length=1, description='MLflow experiment name')
+    mlflow_tracking_uri: TrackingUri = ''
+    experiment: Experiment = 'genre-classification'
     reports_dir: str = Field('', description='write train.json (metrics) and learning_curve.csv there, e.g. for DVC; empty = none')
-    default_tracks_per_genre: int = Field(40, ge=3, le=1000, description='size of the built-in dataset')
-    default_clip_seconds: float = Field(10.0, ge=1, le=60, description='clip length of the built-in dataset (s)')
+    default_tracks_per_genre: TracksPerGenre = 40
+    default_clip_seconds: ClipSeconds = 10.0
 
     @field_validator('optimizer', mode='before')
     @classmethod
@@ -632,161 +630,18 @@ def train_probe(cfg: TrainConfig, paths: ProjectPaths | None = None, progress: b
         if cfg.reports_dir: write_train_reports(hist, test, resolve_path(cfg.reports_dir, paths))
     return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run.info.run_id if run else None, cfg)
 
-# %% ../nbs/03_train.ipynb #d62db70b
-class FeatureTrainConfig(Settings):
-    "Settings of the Kaggle-feature MLP."
-    features_csv: str = Field('', description='Kaggle-format feature table; empty = the real GTZAN table in the package')
-    split: Literal['random', 'fault_filtered'] = Field('fault_filtered', description='how tracks are split')
-    epochs: int = Field(100, ge=1, le=100_000, description='passes over the training rows')
-    lr: float = Field(3e-3, gt=0, le=10, description='peak learning rate (one-cycle)')
-    weight_decay: float = Field(1e-2, ge=0, le=1, description='AdamW weight decay')
-    batch_size: int = Field(128, ge=2, le=65_536, description='rows per step')
-    hidden: tuple[int, ...] = Field((512, 256), min_length=1, description='widths of the hidden layers')
-    dropout: float = Field(0.4, ge=0, lt=1, description='dropout after each hidden layer')
-    ensemble: int = Field(3, ge=1, le=50, description='MLPs trained from different seeds, probabilities averaged')
-    seed: int = Field(0, ge=0, description='seed of every random choice')
-    checkpoints_path: str = Field('checkpoints', description='folder for the model file (relative = under the project)')
-    mlflow_tracking_uri: str = Field('', description='MLflow tracking URI; empty = the local store under the project')
-    experiment: str = Field('genre-classification', min_length=1, description='MLflow experiment name')
-
-# %% ../nbs/03_train.ipynb #58f4685d
-def fit_feature_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, cfg: FeatureTrainConfig) -> FeatureEnsemble:
-    "An ensemble of `cfg.ensemble` FeatureMLPs trained on rows `X` (raw Kaggle features) with labels `y`."
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
-    try:
-        x, target = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
-        members = []
-        for k in range(cfg.ensemble):
-            torch.manual_seed(cfg.seed * 1000 + k)
-            mlp = FeatureMLP(x.shape[1], n_classes, cfg.hidden, cfg.dropout).set_normalisation(x)
-            opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
-            gen = torch.Generator().manual_seed(cfg.seed * 1000 + k)
-            mlp.train()
-            for _ in range(cfg.epochs):
-                for idx in torch.randperm(len(x), generator=gen).split(cfg.batch_size):
-                    if len(idx) < 2: sched.step(); continue            # batch norm needs two rows
-                    loss = F.cross_entropy(mlp(x[idx]), target[idx], label_smoothing=0.1)
-                    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
-            members.append(mlp.eval())
-        return FeatureEnsemble(members).eval()
-    finally: torch.set_num_threads(threads)
-
-def feature_matrix(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    "The 57 feature columns of a feature table as a float32 matrix, and the labels as class indices."
-    unknown = sorted(set(table.label) - set(classes))
-    if unknown: raise BadInputError(f'the feature table has labels that are not genres: {unknown[:5]}')
-    return table[KAGGLE_FEATURES].to_numpy(np.float32), table.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
-
-# %% ../nbs/03_train.ipynb #4efd2ed7
-def baseline_models(seed: int = 0) -> dict:
-    "Four standard scikit-learn classifiers for the Kaggle features (standardised where it matters)."
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-    return {'RBF-SVM': make_pipeline(StandardScaler(), SVC(C=10, gamma='scale')),
-            'logistic regression': make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
-            'random forest': make_pipeline(StandardScaler(), RandomForestClassifier(500, random_state=seed, n_jobs=-1)),
-            'gradient boosting': make_pipeline(StandardScaler(), HistGradientBoostingClassifier(random_state=seed))}
-
-def _mlp_predict(X_fit, y_fit, X_score, n_classes, cfg) -> np.ndarray:
-    ens = fit_feature_mlp(X_fit, y_fit, n_classes, cfg)
-    with torch.no_grad(): return ens(torch.as_tensor(X_score)).argmax(1).numpy()
-
-def compare_with_baselines(table: pd.DataFrame, cfg: FeatureTrainConfig = FeatureTrainConfig(), folds: int = 10) -> pd.DataFrame:
-    "Accuracy of our MLP and four baselines: stratified k-fold cross-validation and the fault-filtered test split."
-    from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold
-    classes = _classes_of(table.rename(columns={'label': 'genre'}))
-    X, y = feature_matrix(table, classes)
-    models = {'MLP (ours)': None, **baseline_models(cfg.seed)}
-    def fit_predict(name, fit, score):
-        if models[name] is None: return _mlp_predict(X[fit], y[fit], X[score], len(classes), cfg)
-        return clone(models[name]).fit(X[fit], y[fit]).predict(X[score])
-    cv = {name: [] for name in models}
-    for fit, score in StratifiedKFold(folds, shuffle=True, random_state=cfg.seed).split(X, y):
-        for name in models: cv[name].append(float((fit_predict(name, fit, score) == y[score]).mean()))
-    sides = split_tracks(table.rename(columns={'label': 'genre'}), 'fault_filtered').set_index('track_id').split
-    side = table.track_id.map(sides).to_numpy()
-    fit, score = np.flatnonzero(np.isin(side, ['train', 'valid'])), np.flatnonzero(side == 'test')
-    ff = {name: float((fit_predict(name, fit, score) == y[score]).mean()) for name in models}
-    return pd.DataFrame({f'{folds}-fold CV accuracy': {n: np.mean(v) for n, v in cv.items()},
-                         'CV std': {n: np.std(v) for n, v in cv.items()},
-                         'fault-filtered test accuracy': ff}).rename_axis('model')
-
-# %% ../nbs/03_train.ipynb #e3089c66
-@dataclass
-class FeatureResult:
-    "What training the feature model leaves: its test metrics, model file and MLflow run."
-    metrics: dict[str, float]
-    test_labels: np.ndarray
-    test_pred: np.ndarray
-    classes: list[str]
-    model_file: Path
-    run_id: str | None
-
-def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True) -> FeatureResult:
-    "Fit the feature MLP on a Kaggle-format table's train+valid tracks, score its test tracks, save and log it."
-    paths = paths or ProjectPaths()
-    source = resolve_path(cfg.features_csv, paths) if cfg.features_csv and '://' not in cfg.features_csv else (cfg.features_csv or packaged_feature_table())
-    table = read_feature_table(source)
-    classes = _classes_of(table.rename(columns={'label': 'genre'}))
-    sides = split_tracks(table.rename(columns={'label': 'genre'}).drop_duplicates('track_id'), cfg.split, cfg.seed).set_index('track_id').split
-    side = table.track_id.map(sides).to_numpy()
-    X, y = feature_matrix(table, classes)
-    fit, score = np.isin(side, ['train', 'valid']), side == 'test'
-    trained_on = 'the real GTZAN feature table shipped with the package' if not cfg.features_csv else f'the feature table {cfg.features_csv}'
-    meta = {'model': 'feature_mlp', 'classes': classes, 'input_kind': 'kaggle_features', 'features': KAGGLE_FEATURES,
-            'hidden': list(cfg.hidden), 'dropout': cfg.dropout, 'ensemble': cfg.ensemble, 'trained_on': trained_on,
-            'synthetic_only': False, 'dataset_fingerprint': fingerprint([sha1_file(source)]) if Path(str(source)).exists() else '',
-            'config': cfg.model_dump()}
-    run_dir = resolve_path(cfg.checkpoints_path, paths) / f'feature_mlp-{cfg.cache_key()}'
-    with mlflow_run(cfg, paths, tags={'dataset': trained_on, 'git_commit': git_commit(paths.root)}, enabled=log_to_mlflow,
-                    run_name=run_dir.name) as run:
-        ens = fit_feature_mlp(X[fit], y[fit], len(classes), cfg)
-        with torch.no_grad(): pred = ens(torch.as_tensor(X[score])).argmax(1).numpy()
-        metrics = {f'test_track_{k}': v for k, v in classification_metrics(y[score], pred, len(classes)).items()}
-        meta.update(mlflow_run_id=run.info.run_id if run else '', feature_mean=ens.members[0].mean.tolist(),
-                    feature_std=ens.members[0].std.tolist(), test_metrics=metrics)
-        save_atomically({'model': ens.state_dict(), 'meta': meta}, run_dir / 'model.pt')
-        if run:
-            import mlflow, matplotlib.pyplot as plt
-            mlflow.log_params({'model': 'feature_mlp', **{k: str(v) for k, v in cfg.model_dump().items()}}); mlflow.log_metrics(metrics)
-            fig = plot_confusion_matrix(y[score], pred, classes); mlflow.log_figure(fig, 'confusion_matrix.png'); plt.close(fig)
-            mlflow.log_artifact(str(run_dir / 'model.pt'), artifact_path='model')
-    return FeatureResult(metrics, y[score], pred, classes, run_dir / 'model.pt', run.info.run_id if run else None)
-
 # %% ../nbs/03_train.ipynb #916e7d56
 def _report(result: TrainResult) -> None:
     m = result.test.metrics
     print(f"test: accuracy {m['segment_accuracy']:.3f} per window, {m['track_accuracy']:.3f} per track; "
           f"macro-F1 {m['track_macro_f1']:.3f} per track\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
 
-@options_from(TrainConfig, exclude={'data_dir', 'images_path'})
-def train_using_original_audios(
-    audio_paths: str = '',                     # GTZAN-like folder of audio in genre folders (empty = the built-in dataset)
-    **settings):
-    "Train a CNN on log-mel spectrograms of the audio files in `audio_paths`."
-    _report(train(check_params(TrainConfig, {**settings, 'data_dir': audio_paths})))
+@options_from(TrainConfig, exclude={'images_path'})
+def train_using_original_audios(**settings):
+    "Train a CNN on log-mel spectrograms of the audio files in `data_dir` (the origin's `--audio_paths` is its alias)."
+    _report(train(check_params(TrainConfig, settings)))
 
-@options_from(TrainConfig, exclude={'data_dir', 'images_path'})
-def train_using_image_features(
-    images_path: str = 'Image_data',           # folder of spectrogram PNGs in genre folders (e.g. Kaggle's images_original)
-    **settings):
+@options_from(TrainConfig, exclude={'data_dir'})
+def train_using_image_features(images_path='Image_data', **settings):
     "Train a CNN on spectrogram images, as the origin project did."
     _report(train(check_params(TrainConfig, {**settings, 'images_path': images_path})))
-
-# %% ../nbs/03_train.ipynb #666112f3
-@options_from(FeatureTrainConfig, exclude={'hidden'})
-def train_using_audio_features(
-    compare: bool = False,                     # also print the comparison with four scikit-learn baselines (a minute or two)
-    **settings):
-    "Train the MLP on the 57 Kaggle features of a feature table (by default the real GTZAN table)."
-    cfg = check_params(FeatureTrainConfig, settings)
-    result = train_feature_model(cfg)
-    print(f"test accuracy {result.metrics['test_track_accuracy']:.3f}, macro-F1 {result.metrics['test_track_macro_f1']:.3f} "
-          f"({cfg.split} split)\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
-    if compare: print(compare_with_baselines(read_feature_table(cfg.features_csv or packaged_feature_table()), cfg).round(3).to_string())

@@ -4,16 +4,17 @@
 
 # %% ../nbs/07_tune.ipynb #8e283e0f
 from __future__ import annotations
-import argparse, os, signal, socket, sys, time, warnings
+import os, signal, socket, sys, time, warnings
 from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 import optuna
 from optuna.trial import TrialState
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 
-from .core import BadInputError, ProjectPaths, Settings, check_params
+from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, run_command
+from .core import ClipSeconds, Device, TrackingUri, TracksPerGenre
 from .tracking import set_experiment, tracking_uri
 from .train import TrainConfig, resolve_path, train
 
@@ -36,14 +37,15 @@ class TuneConfig(Settings):
     models: tuple[str, ...] = Field(('small_cnn', 'resnet18', 'mobilenet_v3_small'), min_length=1, description='model families to try')
     pruner: Literal['median', 'hyperband'] = Field('median', description='how bad trials are stopped early')
     data_dir: str = Field('', description='GTZAN-like folder; empty: the built-in synthetic dataset')
-    default_tracks_per_genre: int = Field(40, ge=3, le=1000, description='size of the built-in dataset')
-    default_clip_seconds: float = Field(10.0, ge=1, le=60, description='clip length of the built-in dataset (s)')
+    default_tracks_per_genre: TracksPerGenre = 40
+    default_clip_seconds: ClipSeconds = 10.0
     seed: int | None = Field(0, ge=0, description="the sampler's seed (None: different in every worker)")
-    device: str = Field('auto', pattern=r'^(auto|cpu|cuda(:\d+)?)$', description='auto, cpu, cuda or cuda:N')
-    heartbeat_interval: int = Field(10, ge=1, description='seconds between heartbeats (database storage)')
-    grace_period: int = Field(30, ge=2, description='seconds without heartbeat after which a trial is stale')
+    device: Device = 'auto'
+    heartbeat_interval: int = Field(10, ge=1, validation_alias=AliasChoices('heartbeat_interval', 'heartbeat'),
+                                    description='seconds between heartbeats (database storage)')
+    grace_period: int | None = Field(None, ge=2, description='seconds without heartbeat after which a trial is stale; empty: 3 heartbeats')
     checkpoints_path: str = Field('checkpoints/tuning', description='where trials keep their checkpoints')
-    mlflow_tracking_uri: str = Field('', description='MLflow tracking URI; empty: the local store under the project')
+    mlflow_tracking_uri: TrackingUri = ''
     experiment: str = Field('genre-tuning', min_length=1, description='MLflow experiment of the study')
     best_params_file: str = Field('runs/best_params.yaml', description='where the best parameters are written (papermill -f)')
 
@@ -89,7 +91,7 @@ def open_storage(url: str, cfg: TuneConfig):
             return optuna.storages.JournalStorage(JournalFileBackend(str(url)))
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # heartbeats and their retry callback are marked experimental
-            return optuna.storages.RDBStorage(url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period,
+            return optuna.storages.RDBStorage(url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period or 3 * cfg.heartbeat_interval,
                                               heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
                                               engine_kwargs={'pool_pre_ping': True})
     try: return retrying(connect, attempts=6 if is_database(url) else 1)
@@ -215,52 +217,27 @@ def summary(study: optuna.Study) -> str:
     return text
 
 # %% ../nbs/07_tune.ipynb #acae8330
-def _worker_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='worker', description='Join (or create) an Optuna study and run its trials until it has enough.')
-    p.add_argument('--study', required=True, help='study name; workers with the same name and storage share it')
-    where = p.add_mutually_exclusive_group()
-    where.add_argument('--storage', default='', help='journal file path or SQLAlchemy URL (prefer --storage-env for URLs with a password)')
-    where.add_argument('--storage-env', default='OPTUNA_STORAGE', help='environment variable holding the storage URL (default OPTUNA_STORAGE)')
-    p.add_argument('--n-trials', type=int, required=True, help='trials in the whole study, over all workers')
-    p.add_argument('--timeout', type=float, default=0, help='stop starting trials after this many seconds (default: no limit)')
-    p.add_argument('--epochs', type=int, default=4, help='epochs per trial (default 4)')
-    p.add_argument('--models', default='small_cnn,resnet18,mobilenet_v3_small', help='model families to try, comma-separated')
-    p.add_argument('--data-dir', default='', help='GTZAN-like folder (default: the built-in synthetic dataset)')
-    p.add_argument('--tracks-per-genre', type=int, default=40, help='size of the built-in dataset')
-    p.add_argument('--clip-seconds', type=float, default=10.0, help='clip length of the built-in dataset')
-    p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    p.add_argument('--heartbeat', type=int, default=10, help='seconds between heartbeats on a database (stale after 3)')
-    p.add_argument('--mlflow-tracking-uri', default='', help='MLflow tracking URI (default: mlruns/ under the project)')
-    return p
-
-def worker(argv: list[str] | None = None) -> int:
-    "The `worker` command; its exit code."
-    a = _worker_parser().parse_args(argv)
-    try:
-        cfg = check_params(TuneConfig, dict(study=a.study, storage=a.storage, storage_env=a.storage_env, n_trials=a.n_trials,
-                                            timeout=a.timeout, epochs=a.epochs, models=a.models, data_dir=a.data_dir,
-                                            default_tracks_per_genre=a.tracks_per_genre, default_clip_seconds=a.clip_seconds,
-                                            device=a.device, heartbeat_interval=a.heartbeat, grace_period=3 * a.heartbeat,
-                                            mlflow_tracking_uri=a.mlflow_tracking_uri, seed=None))
-        study = run_worker(cfg)
-    except BadInputError as e: print(f'worker: error: {e}', file=sys.stderr); return 2
+@options_from(TuneConfig, exclude={'seed', 'best_params_file'}, required={'study', 'n_trials'})
+def _worker(**settings) -> int:
+    "Join (or create) an Optuna study and run its trials until it has enough (each worker samples with its own seed)."
+    cfg = check_params(TuneConfig, {**settings, 'seed': None})
+    try: study = run_worker(cfg)
     except KeyboardInterrupt: print('worker: stopped; the current trial is marked failed', file=sys.stderr); return 130
     print(summary(study))
     return 0
+
+def worker(argv: list[str] | None = None) -> int:
+    "The `worker` command; its exit code."
+    return run_command(_worker, sys.argv[1:] if argv is None else list(argv), 'worker')
 
 def worker_cli() -> None:
     "Console-script entry point of `worker`."
     sys.exit(worker())
 
-def tune_cli(study: str = 'genre-tuning',            # study name
-             storage: str = '',                      # journal file or SQLAlchemy URL (empty: $OPTUNA_STORAGE, else runs/optuna/)
-             n_trials: int = 12,                     # trials in the whole study
-             epochs: int = 4,                        # epochs per trial
-             models: str = 'small_cnn,resnet18,mobilenet_v3_small',  # model families to try
-             data_dir: str = '',                     # GTZAN-like folder (empty: the built-in dataset)
-             best_params_file: str = 'runs/best_params.yaml'):  # where to write the best parameters
+@options_from(TuneConfig)
+def tune_cli(**settings):
     "Run an Optuna study in this process and write its best parameters for 03_train."
-    cfg = check_params(TuneConfig, {k: v for k, v in locals().items()})
+    cfg = check_params(TuneConfig, settings)
     study = run_worker(cfg)
     print(summary(study))
-    if study.best_trial: print(f'best parameters: {write_best_params(study, ProjectPaths().root / cfg.best_params_file, cfg.epochs)}')
+    if study.best_trial: print(f'best parameters: {write_best_params(study, resolve_path(cfg.best_params_file, ProjectPaths()), cfg.epochs)}')

@@ -26,7 +26,8 @@ def served_models(tmp_path_factory) -> Path:
     from genre_classification.export import export_onnx
     from genre_classification.predict import FEATURE_MODEL_NAME, make_real_music_model
     from genre_classification.synth import make_default_dataset
-    from genre_classification.train import FeatureTrainConfig, TrainConfig, train, train_feature_model
+    from genre_classification.train import TrainConfig, train
+    from genre_classification.train_features import FeatureTrainConfig, train_feature_model
     root = tmp_path_factory.mktemp('served')
     models = root / 'models'
     features = train_feature_model(FeatureTrainConfig(epochs=30, ensemble=1, checkpoints_path=str(root / 'ck')), ProjectPaths(root=root),

@@ -27,7 +27,7 @@ def test_the_evaluation_notebook_reports_and_writes_back(trained):
     root, uri, result = trained
     out = root / 'evaluate.ipynb'
     pm.execute_notebook(REPO / 'nbs' / '04_evaluate.ipynb', out, progress_bar=False, cwd=REPO / 'nbs',
-                        parameters=dict(run_id=result.run_id, mlflow_tracking_uri=uri))
+                        parameters=dict(run_id=result.run_id, mlflow_tracking_uri=uri, log_to_run=True))
     cells = json.loads(out.read_text())['cells']
     outputs = [o for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', [])]
     assert any('image/png' in o.get('data', {}) for o in outputs)

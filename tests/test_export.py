@@ -13,7 +13,7 @@ from genre_classification.features import KAGGLE_FEATURES, log_mel, track_window
 from genre_classification.models import build_model
 from genre_classification.data import packaged_feature_table
 from genre_classification.features import read_feature_table
-from genre_classification.train import FeatureTrainConfig, feature_matrix, fit_feature_mlp
+from genre_classification.train_features import FeatureTrainConfig, feature_matrix, fit_feature_mlp
 
 
 @pytest.fixture(scope='module')

@@ -15,7 +15,8 @@ from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, make_re
                                           predict_paths, predictors)
 from genre_classification.synth import make_default_dataset, synth_track
 from genre_classification.data import packaged_feature_table
-from genre_classification.train import FeatureTrainConfig, TrainConfig, train, train_feature_model
+from genre_classification.train import TrainConfig, train
+from genre_classification.train_features import FeatureTrainConfig, train_feature_model
 
 PYTHON = sys.executable
 ENV = {**os.environ, 'PATH': f"{Path(PYTHON).parent}:{os.environ['PATH']}"}

@@ -53,3 +53,52 @@ def test_readme_is_the_one_front_page():
     prose = [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown']
     assert prose[0] == '{{< include ../README.md >}}' and all(len(p) < 300 for p in prose[1:]), prose
     assert 'readme_nb = index.ipynb' in (REPO / 'settings.ini').read_text()
+
+
+# Each notebook with a `parameters` cell, the settings class the cell stands for, and the cell's own extra knobs.
+PARAMETER_CELLS = {'03_train.ipynb': ('genre_classification.train', 'TrainConfig', set()),
+                   '03a_train_features.ipynb': ('genre_classification.train_features', 'FeatureTrainConfig', {'compare'}),
+                   '04_evaluate.ipynb': ('genre_classification.evaluate', 'EvaluateConfig', set()),
+                   '05_export.ipynb': ('genre_classification.export', 'ExportConfig', set()),
+                   '07_tune.ipynb': ('genre_classification.tune', 'TuneConfig', set())}
+
+
+def test_each_parameters_cell_is_its_settings_class():
+    "A `parameters` cell stays literal (papermill needs that) and assigns every field of its class, in order, the class's default."
+    import ast, importlib, nbformat
+    found = {}
+    for path in sorted((REPO / 'nbs').glob('*.ipynb')):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if 'parameters' in cell.metadata.get('tags', []): found[path.name] = cell.source
+    assert set(found) == set(PARAMETER_CELLS), f'notebooks with a parameters cell: {sorted(found)}; add the new one to PARAMETER_CELLS'
+    for name, source in found.items():
+        module, cls_name, extra = PARAMETER_CELLS[name]
+        cls = getattr(importlib.import_module(module), cls_name)
+        body = ast.parse(source).body
+        assert all(isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name) for s in body), f'{name}: only assignments'
+        values = {s.targets[0].id: ast.literal_eval(s.value) for s in body}
+        assert [n for n in values if n not in extra] == list(cls.model_fields), f'{name}: the cell assigns {list(values)}'
+        for field, info in cls.model_fields.items():
+            assert values[field] == info.default, f'{name}: {field} = {values[field]!r}, but {cls_name} says {info.default!r}'
+
+
+def test_each_help_text_is_written_once():
+    "A setting's help (its field's description) is written in one place in the package: shared settings use core's annotated types."
+    import importlib, inspect, pkgutil
+    import genre_classification
+    from genre_classification.core import Settings
+    source = ''.join(p.read_text() for p in sorted((REPO / 'genre_classification').glob('*.py')) if p.name != '_modidx.py')
+    written = {}
+    for info in pkgutil.iter_modules(genre_classification.__path__):
+        for obj in vars(importlib.import_module(f'genre_classification.{info.name}')).values():
+            if inspect.isclass(obj) and issubclass(obj, Settings) and obj.__module__ == f'genre_classification.{info.name}':
+                for field in obj.model_fields.values():
+                    if d := field.description:
+                        written[d] = sum(source.count(q + t + q) for q in ("'", '"') for t in {d, d.replace(q, '\\' + q)})
+    assert written and not {d: n for d, n in written.items() if n != 1}, {d: n for d, n in written.items() if n != 1}
+
+
+def test_params_yaml_is_written_from_the_settings():
+    "params.yaml is what `pipeline write-params` makes of dvc.yaml and the settings' defaults (after changing one: rerun it)."
+    from genre_classification.cli import params_yaml
+    assert (REPO / 'params.yaml').read_text() == params_yaml(REPO / 'dvc.yaml'), 'params.yaml is stale: run `pipeline write-params`'

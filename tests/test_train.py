@@ -15,8 +15,9 @@ from genre_classification.features import create_image_features
 from genre_classification.synth import make_default_dataset
 from genre_classification import train as train_module
 from genre_classification.data import packaged_feature_table
-from genre_classification.train import (FeatureTrainConfig, TrainConfig, compare_with_baselines,
-                                        read_feature_table, train, train_feature_model)
+from genre_classification.features import read_feature_table
+from genre_classification.train import TrainConfig, train
+from genre_classification.train_features import FeatureTrainConfig, compare_with_baselines, train_feature_model
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -120,16 +121,6 @@ def test_the_cli_reports_a_bad_parameter_in_one_line():
     assert done.stderr.strip().splitlines() == [f"pipeline train-using-original-audios: error: bad parameter 'model' = 'resnet19': "
                                                  + done.stderr.split("'resnet19': ", 1)[1].strip()]
     assert 'Traceback' not in done.stderr
-
-
-def test_the_notebook_parameters_are_the_config_defaults():
-    "The parameters cell, TrainConfig and the CLI (checked in the notebook) agree on every default."
-    import ast
-    params = pm.inspect_notebook(REPO / 'nbs' / '03_train.ipynb')
-    assert params, 'no parameters cell'
-    assert set(params) - set(TrainConfig.model_fields) == {'compare_baselines'}   # the one knob that is not training's
-    for name, p in params.items():
-        if name in TrainConfig.model_fields: assert ast.literal_eval(p['default']) == TrainConfig.model_fields[name].default, name
 
 
 def test_papermill_stops_on_a_bad_parameter_before_any_work(tmp_path):
