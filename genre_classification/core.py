@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['GENRES', 'Device', 'TrackingUri', 'Experiment', 'Seed', 'Split', 'TracksPerGenre', 'ClipSeconds', 'THREAD_LIMITS',
            'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig', 'project_root', 'ProjectPaths',
-           'user_cache', 'sha1_file', 'fingerprint', 'write_report', 'seed_everything', 'pick_device',
+           'resolve_path', 'user_cache', 'sha1_file', 'fingerprint', 'write_report', 'seed_everything', 'pick_device',
            'default_workers', 'chunked', 'map_in_processes', 'Option', 'command_parser', 'run_command', 'options_from']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
@@ -112,6 +112,12 @@ class ProjectPaths(Settings):
     def models(self) -> Path: return self.root / 'models'
     @property
     def checkpoints(self) -> Path: return self.root / 'checkpoints'
+
+# %% ../nbs/00_core.ipynb #16b857d7
+def resolve_path(path: str, paths: ProjectPaths) -> Path:
+    "`path` made absolute: relative paths are taken below the project root."
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else paths.root / p
 
 # %% ../nbs/00_core.ipynb #ce561438
 def user_cache() -> Path:

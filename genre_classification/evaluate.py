@@ -12,11 +12,11 @@ import pandas as pd
 from pydantic import Field
 
 from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, write_report
-from .core import Experiment, TrackingUri
+from .core import Experiment, TrackingUri, resolve_path
 from .data import packaged_feature_table, split_tracks
 from .features import read_feature_table
 from .train import (Evaluation, TrainConfig, audio_trackset, classification_metrics, evaluate, image_trackset,
-                                        plot_confusion_matrix, resolve_path)
+                                        plot_confusion_matrix)
 from .train_features import feature_matrix
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in

@@ -19,7 +19,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, GENRES, ProjectPaths, Seed,
-                                       Settings, Split, TrackingUri, TracksPerGenre, check_params, options_from, fingerprint, pick_device, seed_everything, sha1_file, write_report)
+                                       Settings, Split, TrackingUri, TracksPerGenre, check_params, fingerprint, options_from,
+                                       pick_device, resolve_path, seed_everything, sha1_file, write_report)
 from .data import find_images, find_tracks, split_tracks
 from .features import (build_log_mel_cache, read_spectrogram_image,
                                            segment_input, track_windows, window)
@@ -31,13 +32,13 @@ from .tracking import git_commit, mlflow_run
 
 # %% auto #0
 __all__ = ['PROBE_MODEL', 'LOSSES', 'STEP_SETTINGS', 'LR_BASE_BATCH', 'BN_WINDOWS', 'PROBE_HIDDEN', 'PROBE_DROPOUT',
-           'TrainConfig', 'resolve_path', 'Dist', 'init_distributed', 'gather', 'TrackSet', 'dataset_root',
-           'audio_trackset', 'image_trackset', 'epoch_plan', 'spec_augment', 'mixup', 'WindowDataset', 'WindowSource',
-           'focal_loss', 'make_optimizer', 'make_schedule', 'classification_metrics', 'Evaluation', 'evaluate',
-           'evaluation_of', 'save_atomically', 'rng_states', 'set_rng_states', 'plot_learning_curve',
-           'plot_confusion_matrix', 'write_train_reports', 'log_run_results', 'StepSettings', 'device_kind',
-           'step_settings', 'scaled_lr', 'recalibrate_batchnorm', 'TrainResult', 'train', 'probe_trackset',
-           'evaluate_probe', 'probe_model', 'train_probe', 'train_using_original_audios', 'train_using_image_features']
+           'TrainConfig', 'Dist', 'init_distributed', 'gather', 'TrackSet', 'dataset_root', 'audio_trackset',
+           'image_trackset', 'epoch_plan', 'spec_augment', 'mixup', 'WindowDataset', 'WindowSource', 'focal_loss',
+           'make_optimizer', 'make_schedule', 'classification_metrics', 'Evaluation', 'evaluate', 'evaluation_of',
+           'save_atomically', 'rng_states', 'set_rng_states', 'plot_learning_curve', 'plot_confusion_matrix',
+           'write_train_reports', 'log_run_results', 'StepSettings', 'device_kind', 'step_settings', 'scaled_lr',
+           'recalibrate_batchnorm', 'TrainResult', 'train', 'probe_trackset', 'evaluate_probe', 'probe_model',
+           'train_probe', 'train_using_original_audios', 'train_using_image_features']
 
 # %% ../nbs/03_train.ipynb #69853231
 PROBE_MODEL = 'musicnn_probe'
@@ -85,12 +86,6 @@ class TrainConfig(Settings):
         "A hash of the settings that decide the training (not where it is stored or logged), naming its checkpoints."
         ignore = {'resume', 'checkpoints_path', 'mlflow_tracking_uri', 'experiment', 'device', 'reports_dir'}
         return self.model_copy(update={k: type(self).model_fields[k].default for k in ignore}).cache_key()
-
-# %% ../nbs/03_train.ipynb #16b857d7
-def resolve_path(path: str, paths: ProjectPaths) -> Path:
-    "`path` made absolute: relative paths are taken below the project root."
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else paths.root / p
 
 # %% ../nbs/03_train.ipynb #4d00c18a
 @dataclass

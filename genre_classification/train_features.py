@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from .core import (BadInputError, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri, check_params,
-                                       fingerprint, options_from, sha1_file)
+                                       fingerprint, options_from, resolve_path, sha1_file)
 from .data import packaged_feature_table, split_tracks
 from .features import KAGGLE_FEATURES, read_feature_table
 from .models import FeatureEnsemble, FeatureMLP
 from .tracking import git_commit, mlflow_run
-from .train import _classes_of, classification_metrics, plot_confusion_matrix, resolve_path, save_atomically
+from .train import _classes_of, classification_metrics, plot_confusion_matrix, save_atomically
 
 # %% auto #0
 __all__ = ['FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines',

@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 from pydantic import AliasChoices, Field, field_validator
 
 from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, run_command
-from .core import ClipSeconds, Device, TrackingUri, TracksPerGenre
+from .core import ClipSeconds, Device, TrackingUri, TracksPerGenre, resolve_path
 from .tracking import set_experiment, tracking_uri
-from .train import TrainConfig, resolve_path, train
+from .train import TrainConfig, train
 
 # %% auto #0
 __all__ = ['FAST_MODELS', 'TuneConfig', 'storage_url', 'masked', 'is_database', 'retrying', 'open_storage',
