@@ -37,8 +37,10 @@ __all__ = ['PROBE_MODEL', 'LOSSES', 'STEP_SETTINGS', 'LR_BASE_BATCH', 'BN_WINDOW
            'make_optimizer', 'make_schedule', 'classification_metrics', 'Evaluation', 'evaluate', 'evaluation_of',
            'save_atomically', 'rng_states', 'set_rng_states', 'plot_learning_curve', 'plot_confusion_matrix',
            'write_train_reports', 'log_run_results', 'StepSettings', 'device_kind', 'step_settings', 'scaled_lr',
-           'recalibrate_batchnorm', 'TrainResult', 'train', 'probe_trackset', 'evaluate_probe', 'probe_model',
-           'train_probe', 'train_using_original_audios', 'train_using_image_features']
+           'recalibrate_batchnorm', 'TrainResult', 'TrainState', 'prepare_training', 'run_epoch', 'TrainHook',
+           'PrintEpochs', 'Checkpointing', 'MlflowLogging', 'TrainReports', 'EachEpoch', 'fit', 'train',
+           'probe_trackset', 'evaluate_probe', 'probe_model', 'train_probe', 'train_using_original_audios',
+           'train_using_image_features']
 
 # %% ../nbs/03_train.ipynb #69853231
 PROBE_MODEL = 'musicnn_probe'
@@ -442,12 +444,62 @@ class TrainResult:
     run_id: str | None
     config: TrainConfig
 
+@dataclass
+class TrainState:
+    "One CNN training run as it goes: what `prepare_training` builds, and what the epochs and the hooks change."
+    cfg: TrainConfig
+    data: TrackSet
+    net: nn.Module                  # the model itself, whose weights the checkpoints hold
+    model: nn.Module                # what the step calls: `net`, or `net` wrapped for several processes
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    source: WindowSource
+    step: StepSettings
+    d: Dist
+    device: str
+    run_dir: Path
+    peak_lr: float
+    train_frames: list[int]         # each training track's length: the epoch plans draw windows from them
+    start: int = 0                  # the first epoch to run; later after a resume
+    history: list[dict] = field(default_factory=list)
+    best: float = -1.0              # the best validation macro-F1 per track so far
+    best_state: dict | None = None  # and the weights that reached it
+    run_id: str | None = None       # the MLflow run, kept across a resume
+
 def _meta(cfg: TrainConfig, data: TrackSet, run_id: str | None) -> dict:
     "What a model file says about itself: everything prediction needs."
     return {'model': cfg.model, 'classes': data.classes, 'input_kind': data.input_kind, 'audio': data.audio.model_dump(),
             'trained_on': data.source, 'synthetic_only': data.synthetic, 'dataset_fingerprint': data.fingerprint,
             'mlflow_run_id': run_id or '', 'config': cfg.model_dump()}
 
+# %% ../nbs/03_train.ipynb #1d373f75
+def _place(cfg: TrainConfig) -> tuple[str, Dist]:
+    "The training device and this process's place among torchrun's processes (each on a GPU of its own)."
+    device = pick_device(cfg.device)
+    d = init_distributed(device)
+    if device.startswith('cuda') and d.world > 1: device = f'cuda:{d.local_rank}'; torch.cuda.set_device(device)
+    return device, d
+
+def prepare_training(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | None = None, progress: bool = True) -> TrainState:
+    "Seed, device, data, model, optimiser and schedule of a run of `cfg`, as a `TrainState` at its first epoch."
+    seed_everything(cfg.seed)
+    device, d = _place(cfg)
+    data = data or (image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress and d.main))
+    train_rows = data.indices('train')
+    if len(train_rows) == 0 or len(data.indices('valid')) == 0: raise BadInputError('the split left no training or no validation tracks')
+    train_frames = data.tracks.frames.values[train_rows].tolist()
+    step = step_settings(cfg.model, device, cfg.batch_size, cfg.precision, cfg.memory_format)
+    net = build_model(cfg.model, len(data.classes), pretrained=cfg.pretrained).to(device)
+    if step.channels_last: net = net.to(memory_format=torch.channels_last)
+    model = nn.parallel.DistributedDataParallel(net) if d.world > 1 else net
+    plan = epoch_plan(train_frames, data.audio.segment_frames, cfg.segments_per_track, cfg.seed, 0, d)
+    lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling, cfg.optimizer)
+    opt = make_optimizer(cfg.optimizer, model.parameters(), lr, cfg.weight_decay)
+    sched = make_schedule(cfg.schedule, opt, lr, cfg.epochs * math.ceil(len(plan) / cfg.batch_size), warmup=0.05 if lr > cfg.lr else 0.0)
+    run_dir = resolve_path(cfg.checkpoints_path, paths) / f'{cfg.model}-{cfg.run_key()}'
+    return TrainState(cfg, data, net, model, opt, sched, WindowSource(data, train_rows, device), step, d, device, run_dir, lr, train_frames)
+
+# %% ../nbs/03_train.ipynb #50fb6e6c
 def _train_epoch(model, source: WindowSource, plan: list, opt, sched, loss_fn, cfg: TrainConfig, epoch: int, d: Dist,
                  step: StepSettings, n_classes: int, progress: bool = True) -> float:
     "One pass over the epoch's plan, its windows cut on the training device; the mean training loss."
@@ -468,79 +520,124 @@ def _train_epoch(model, source: WindowSource, plan: list, opt, sched, loss_fn, c
         if not bar.disable and i % 20 == 0: bar.set_postfix(loss=f'{total.item() / count:.3f}', refresh=False)
     return total.item() / max(count, 1)
 
+def run_epoch(state: TrainState, epoch: int, progress: bool = True) -> tuple[dict, float]:
+    "Train epoch `epoch` (from 0) of `state`'s run and score the validation tracks: its history row, and samples per second."
+    s, cfg = state, state.cfg
+    plan = epoch_plan(s.train_frames, s.data.audio.segment_frames, cfg.segments_per_track, cfg.seed, epoch, s.d)
+    started = time.perf_counter()
+    loss = _train_epoch(s.model, s.source, plan, s.opt, s.sched, LOSSES[cfg.criterion], cfg, epoch, s.d, s.step, len(s.data.classes), progress)
+    speed = len(plan) * s.d.world / (time.perf_counter() - started)
+    loss = float(np.mean(gather(loss, s.d)))
+    recalibrate_batchnorm(s.net, s.source, plan, cfg.batch_size, s.d)
+    valid = evaluate(s.net, s.data, 'valid', s.device, s.d)
+    row = {'epoch': epoch + 1, 'train_loss': loss, 'lr': s.sched.get_last_lr()[0], 'samples_seen': len(plan) * s.d.world,
+           **{f'valid_{k}': v for k, v in valid.metrics.items()}}
+    s.history.append(row)
+    return row, speed
+
+# %% ../nbs/03_train.ipynb #406b9e78
+class TrainHook:
+    "Something a training run does besides training: before the first epoch, after each epoch, after the test."
+    def before_fit(self, state: TrainState) -> None: pass
+    def after_epoch(self, state: TrainState, row: dict, speed: float) -> None: pass
+    def after_fit(self, state: TrainState, test: Evaluation) -> None: pass
+
+# %% ../nbs/03_train.ipynb #3851ea2d
+class PrintEpochs(TrainHook):
+    "A line per epoch: loss, validation accuracy per window and per track, and (with `show_speed`) samples per second."
+    def __init__(self, show_speed: bool = True): self.show_speed = show_speed
+    def after_epoch(self, state: TrainState, row: dict, speed: float) -> None:
+        if not state.d.main: return
+        speed_note = f'; {speed:.0f} samples/s' if self.show_speed else ''
+        print(f"epoch {row['epoch']}/{state.cfg.epochs}: loss {row['train_loss']:.3f}, valid accuracy {row['valid_segment_accuracy']:.3f} "
+              f"per window, {row['valid_track_accuracy']:.3f} per track{speed_note}", flush=True)
+
+# %% ../nbs/03_train.ipynb #18a8f9dc
+class Checkpointing(TrainHook):
+    "The best weights so far, and `best.pt` and `last.pt` after each epoch; and resuming from them."
+    def resume(self, state: TrainState) -> None:
+        "With `resume` set, continue from `last.pt`: weights, optimiser, schedule, generators, history, best so far, MLflow run."
+        s = state
+        if not s.cfg.resume: return
+        if not (s.run_dir / 'last.pt').exists():
+            if s.d.main: print(f'nothing to resume in {s.run_dir}: starting from the first epoch')
+            return
+        ckpt = torch.load(s.run_dir / 'last.pt', map_location=s.device, weights_only=True)
+        s.net.load_state_dict(ckpt['model']); s.opt.load_state_dict(ckpt['optimizer']); s.sched.load_state_dict(ckpt['scheduler'])
+        set_rng_states(ckpt['rng'])
+        s.start, s.history, s.best, s.run_id = ckpt['epoch'] + 1, ckpt['history'], ckpt['best'], ckpt['mlflow_run_id'] or None
+        s.best_state = torch.load(s.run_dir / 'best.pt', map_location=s.device, weights_only=True)['model']
+        if s.d.main: print(f'resuming {s.run_dir.name} after epoch {s.start} of {s.cfg.epochs}')
+
+    def after_epoch(self, state: TrainState, row: dict, speed: float) -> None:
+        s, epoch = state, row['epoch'] - 1
+        if row['valid_track_macro_f1'] > s.best:         # every rank sees the same gathered metrics
+            s.best, s.best_state = row['valid_track_macro_f1'], {k: v.detach().clone() for k, v in s.net.state_dict().items()}
+            if s.d.main: save_atomically({'model': s.best_state, 'meta': _meta(s.cfg, s.data, s.run_id), 'epoch': epoch}, s.run_dir / 'best.pt')
+        if s.d.main:
+            save_atomically({'model': s.net.state_dict(), 'optimizer': s.opt.state_dict(), 'scheduler': s.sched.state_dict(),
+                             'rng': rng_states(), 'epoch': epoch, 'history': s.history, 'best': s.best,
+                             'mlflow_run_id': s.run_id or '', 'meta': _meta(s.cfg, s.data, s.run_id)}, s.run_dir / 'last.pt')
+        if s.d.world > 1: dist.barrier()                 # no rank goes on (or is pruned) before the checkpoint is on disk
+
+# %% ../nbs/03_train.ipynb #9cb1cd04
+class MlflowLogging(TrainHook):
+    "Settings at the start of a new run, metrics after each epoch, figures, test metrics and `model.pt` at the end."
+    def before_fit(self, state: TrainState) -> None:
+        import mlflow            # only when logging: training itself does not need MLflow installed
+        s = state
+        if s.start == 0: mlflow.log_params({**s.cfg.model_dump(), 'n_train_tracks': len(s.train_frames), 'world_size': s.d.world,
+                                            'peak_lr': s.peak_lr, 'step_bf16': s.step.bf16, 'step_channels_last': s.step.channels_last})
+    def after_epoch(self, state: TrainState, row: dict, speed: float) -> None:
+        import mlflow
+        mlflow.log_metrics({**{k: v for k, v in row.items() if k != 'epoch'}, 'train_samples_per_second': speed}, step=row['epoch'])
+    def after_fit(self, state: TrainState, test: Evaluation) -> None:
+        log_run_results(pd.DataFrame(state.history), test, state.data.classes, state.run_dir / 'model.pt')
+
+class TrainReports(TrainHook):
+    "The run's numbers as files in `dest`, for pipeline tools."
+    def __init__(self, dest: Path): self.dest = dest
+    def after_fit(self, state: TrainState, test: Evaluation) -> None:
+        if state.d.main: write_train_reports(pd.DataFrame(state.history), test, self.dest)
+
+class EachEpoch(TrainHook):
+    "Calls `fn(epoch, row)` after each epoch (from 1)."
+    def __init__(self, fn: Callable[[int, dict], None]): self.fn = fn
+    def after_epoch(self, state: TrainState, row: dict, speed: float) -> None: self.fn(row['epoch'], row)
+
 # %% ../nbs/03_train.ipynb #3f77f936
+def fit(state: TrainState, hooks: list[TrainHook], progress: bool = True) -> Evaluation:
+    "Run `state`'s remaining epochs, each followed by `hooks`; then score the test tracks with the best weights, which go to `model.pt`."
+    s = state
+    for hook in hooks: hook.before_fit(s)
+    for epoch in range(s.start, s.cfg.epochs):
+        row, speed = run_epoch(s, epoch, progress)
+        for hook in hooks: hook.after_epoch(s, row, speed)
+    s.net.load_state_dict(s.best_state)
+    test = evaluate(s.net, s.data, 'test' if len(s.data.indices('test')) else 'valid', s.device, s.d)
+    if s.d.main: save_atomically({'model': {k: v.cpu() for k, v in s.net.state_dict().items()}, 'meta': _meta(s.cfg, s.data, s.run_id)},
+                                 s.run_dir / 'model.pt')
+    for hook in hooks: hook.after_fit(s, test)
+    return test
+
 def train(cfg: TrainConfig, paths: ProjectPaths | None = None, data: TrackSet | None = None, progress: bool = True,
           log_to_mlflow: bool = True, on_epoch: Callable[[int, dict], None] | None = None, tags: dict | None = None) -> TrainResult:
     "Train `cfg.model` on spectrogram windows as `cfg` says; checkpoints, MLflow logging and a test evaluation."
     paths = paths or ProjectPaths()
     if cfg.model == PROBE_MODEL: return train_probe(cfg, paths, progress, log_to_mlflow, on_epoch, tags)
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    d = init_distributed(device)
-    if device.startswith('cuda') and d.world > 1: device = f'cuda:{d.local_rank}'; torch.cuda.set_device(device)
-    data = data or (image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress and d.main))
-    n_classes, frames = len(data.classes), data.audio.segment_frames
-    train_rows = data.indices('train')
-    if len(train_rows) == 0 or len(data.indices('valid')) == 0: raise BadInputError('the split left no training or no validation tracks')
-    n_frames = data.tracks.frames.values[train_rows].tolist()
-    step = step_settings(cfg.model, device, cfg.batch_size, cfg.precision, cfg.memory_format)
-    net = build_model(cfg.model, n_classes, pretrained=cfg.pretrained).to(device)
-    if step.channels_last: net = net.to(memory_format=torch.channels_last)
-    model = nn.parallel.DistributedDataParallel(net) if d.world > 1 else net
-    steps = math.ceil(len(epoch_plan(n_frames, frames, cfg.segments_per_track, cfg.seed, 0, d)) / cfg.batch_size)
-    lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling, cfg.optimizer)
-    opt = make_optimizer(cfg.optimizer, model.parameters(), lr, cfg.weight_decay)
-    sched = make_schedule(cfg.schedule, opt, lr, cfg.epochs * steps, warmup=0.05 if lr > cfg.lr else 0.0)
-    source = WindowSource(data, train_rows, device)
-    run_dir = resolve_path(cfg.checkpoints_path, paths) / f'{cfg.model}-{cfg.run_key()}'
-    start, history, best, best_state, run_id = 0, [], -1.0, None, None
-    if cfg.resume and (run_dir / 'last.pt').exists():
-        ckpt = torch.load(run_dir / 'last.pt', map_location=device, weights_only=True)
-        net.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); sched.load_state_dict(ckpt['scheduler'])
-        set_rng_states(ckpt['rng'])
-        start, history, best, run_id = ckpt['epoch'] + 1, ckpt['history'], ckpt['best'], ckpt['mlflow_run_id'] or None
-        best_state = torch.load(run_dir / 'best.pt', map_location=device, weights_only=True)['model']
-        if d.main: print(f'resuming {run_dir.name} after epoch {start} of {cfg.epochs}')
-    elif cfg.resume and d.main: print(f'nothing to resume in {run_dir}: starting from the first epoch')
-    tags = {'dataset_fingerprint': data.fingerprint, 'dataset': data.source, 'git_commit': git_commit(paths.root),
-            'mlflow.source.git.commit': git_commit(paths.root).removesuffix('+dirty'), 'run_dir': str(run_dir), **(tags or {})}
-    with mlflow_run(cfg, paths, run_id, tags, enabled=log_to_mlflow and d.main, run_name=run_dir.name if not run_id else None) as run:
-        if run: import mlflow            # only when logging: training itself does not need MLflow installed
-        run_id = run.info.run_id if run else None
-        if run and start == 0: mlflow.log_params({**cfg.model_dump(), 'n_train_tracks': len(train_rows), 'world_size': d.world,
-                                                  'peak_lr': lr, 'step_bf16': step.bf16, 'step_channels_last': step.channels_last})
-        for epoch in range(start, cfg.epochs):
-            plan = epoch_plan(n_frames, frames, cfg.segments_per_track, cfg.seed, epoch, d)
-            started = time.perf_counter()
-            loss = _train_epoch(model, source, plan, opt, sched, LOSSES[cfg.criterion], cfg, epoch, d, step, n_classes, progress)
-            speed = len(plan) * d.world / (time.perf_counter() - started)   # throughput varies: logged, kept out of the history
-            loss = float(np.mean(gather(loss, d)))
-            recalibrate_batchnorm(net, source, plan, cfg.batch_size, d)
-            valid = evaluate(net, data, 'valid', device, d)
-            row = {'epoch': epoch + 1, 'train_loss': loss, 'lr': sched.get_last_lr()[0], 'samples_seen': len(plan) * d.world,
-                   **{f'valid_{k}': v for k, v in valid.metrics.items()}}
-            history.append(row)
-            if d.main:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.3f}, valid accuracy {valid.metrics['segment_accuracy']:.3f} per window, "
-                      f"{valid.metrics['track_accuracy']:.3f} per track; {speed:.0f} samples/s", flush=True)
-                if run: mlflow.log_metrics({**{k: v for k, v in row.items() if k != 'epoch'}, 'train_samples_per_second': speed}, step=epoch + 1)
-            if valid.metrics['track_macro_f1'] > best:         # every rank sees the same gathered metrics
-                best, best_state = valid.metrics['track_macro_f1'], {k: v.detach().clone() for k, v in net.state_dict().items()}
-                if d.main: save_atomically({'model': best_state, 'meta': _meta(cfg, data, run_id), 'epoch': epoch}, run_dir / 'best.pt')
-            if d.main:
-                save_atomically({'model': net.state_dict(), 'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(),
-                                 'rng': rng_states(), 'epoch': epoch, 'history': history, 'best': best,
-                                 'mlflow_run_id': run_id or '', 'meta': _meta(cfg, data, run_id)}, run_dir / 'last.pt')
-            if d.world > 1: dist.barrier()
-            if on_epoch: on_epoch(epoch + 1, row)   # e.g. Optuna's pruning, which may stop the run here
-        net.load_state_dict(best_state)
-        test = evaluate(net, data, 'test', device, d) if len(data.indices('test')) else evaluate(net, data, 'valid', device, d)
-        hist = pd.DataFrame(history)
-        if d.main:
-            save_atomically({'model': {k: v.cpu() for k, v in net.state_dict().items()}, 'meta': _meta(cfg, data, run_id)}, run_dir / 'model.pt')
-            if run: log_run_results(hist, test, data.classes, run_dir / 'model.pt')
-            if cfg.reports_dir: write_train_reports(hist, test, resolve_path(cfg.reports_dir, paths))
-    return TrainResult(hist, test, data.classes, run_dir / 'model.pt', run_dir, run_id, cfg)
+    state = prepare_training(cfg, paths, data, progress)
+    checkpointing = Checkpointing()
+    checkpointing.resume(state)
+    commit = git_commit(paths.root)
+    tags = {'dataset_fingerprint': state.data.fingerprint, 'dataset': state.data.source, 'git_commit': commit,
+            'mlflow.source.git.commit': commit.removesuffix('+dirty'), 'run_dir': str(state.run_dir), **(tags or {})}
+    with mlflow_run(cfg, paths, state.run_id, tags, enabled=log_to_mlflow and state.d.main,
+                    run_name=None if state.run_id else state.run_dir.name) as run:
+        state.run_id = run.info.run_id if run else None
+        hooks = [PrintEpochs(show_speed=progress), *([MlflowLogging()] if run else []), checkpointing,
+                 *([TrainReports(resolve_path(cfg.reports_dir, paths))] if cfg.reports_dir else []), *([EachEpoch(on_epoch)] if on_epoch else [])]
+        test = fit(state, hooks, progress)
+    return TrainResult(pd.DataFrame(state.history), test, state.data.classes, state.run_dir / 'model.pt', state.run_dir, state.run_id, cfg)
 
 # %% ../nbs/03_train.ipynb #8b185764
 def probe_trackset(cfg: TrainConfig, paths: ProjectPaths | None = None, progress: bool = True) -> TrackSet:
