@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Runs and outputs of the main job (git-ignored).
 RUNS := runs
 
-.PHONY: install train test test-sync test-notebooks test-pytest bench clean-notebooks repro app serve
+.PHONY: install train test test-sync test-notebooks notebooks test-pytest bench clean-notebooks repro app serve
 
 install: $(STAMP)
 
@@ -37,8 +37,14 @@ test: install test-sync test-notebooks test-pytest
 test-sync: install
 	$(BIN)/python -m pytest -q tests/test_sync.py
 
+# Every notebook executed (cells flagged `slow` left out, as nbdev_test does) and its outputs compared with the committed ones.
 test-notebooks: install
-	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python tests/notebooks.py check
+
+# After changing code: export, execute every notebook and save its outputs (tables, figures) into it, clean; then commit.
+notebooks: install
+	$(BIN)/nbdev_export
+	$(BIN)/python tests/notebooks.py save
 
 test-pytest: install
 	$(BIN)/python -m pytest -q tests --ignore=tests/test_sync.py

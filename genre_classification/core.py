@@ -295,7 +295,9 @@ def command_parser(fn: Callable, prog: str | None = None) -> argparse.ArgumentPa
         param = copy.copy(doc.anno) if isinstance(doc.anno, Param) else Param(doc.docment, doc.anno if doc.anno in (int, float, bool) else str)
         param.set_default(doc.default)
         if param.required: param.opt = True          # keyword-only without a default: an option that must be given
-        if not param.opt: p.add_argument(name, **param.kwargs); continue
+        if not param.opt:                             # a list of paths reads `PATH [PATH ...]` in the usage line
+            p.add_argument(name, **{'metavar': name.upper().removesuffix('S') if param.nargs in ('+', '*') else name.upper(), **param.kwargs})
+            continue
         stem, aliases = (f'no_{name}', ()) if param.negated else (name, getattr(param, '_aliases', ()))
         p.add_argument(*_spellings(stem, aliases), dest=name, **param.kwargs)
     return p

@@ -20,7 +20,7 @@ from .core import GENRES, BadInputError, default_workers, map_in_processes
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'SPLITS', 'ffmpeg_executable', 'stream_audio', 'load_audio',
            'track_id_of', 'probe_audio', 'warn_unreadable', 'find_tracks', 'find_images', 'fault_filtered_lists',
-           'packaged_feature_table', 'split_tracks']
+           'packaged_feature_table', 'split_tracks', 'genres_in']
 
 # %% ../nbs/01_data.ipynb #b4ee4482
 SAMPLE_RATE = 22050
@@ -207,3 +207,9 @@ def split_tracks(tracks: pd.DataFrame, method: str = 'random', seed: int = 0,
         tracks = tracks.dropna(subset=['split'])
     else: raise BadInputError(f"split method '{method}' is not one of 'random', 'fault_filtered'")
     return tracks.reset_index(drop=True)
+
+# %% ../nbs/01_data.ipynb #e326c3bb
+def genres_in(labels) -> list[str]:
+    "The genres of `GENRES` that occur in `labels` (e.g. a tracks table's `genre` column), in `GENRES` order."
+    present = set(labels)
+    return [g for g in GENRES if g in present]

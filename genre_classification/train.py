@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, GENRES, ProjectPaths, Seed,
                                        Settings, Split, TrackingUri, TracksPerGenre, check_params, fingerprint, options_from,
                                        pick_device, resolve_path, seed_everything, sha1_file, write_report)
-from .data import find_images, find_tracks, split_tracks
+from .data import find_images, find_tracks, genres_in, split_tracks
 from .features import (build_log_mel_cache, read_spectrogram_image,
                                            segment_input, track_windows, window)
 from .models import MODEL_NAMES, MusicnnProbe, build_model, predict_windows, probe_head
@@ -131,9 +131,6 @@ class TrackSet:
 def _with_labels(tracks: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     return tracks.assign(label=tracks.genre.map({c: i for i, c in enumerate(classes)}).astype(int))
 
-def _classes_of(tracks: pd.DataFrame) -> list[str]:
-    return [g for g in GENRES if g in set(tracks.genre)]
-
 # %% ../nbs/03_train.ipynb #4a62ba7d
 def dataset_root(cfg: TrainConfig, paths: ProjectPaths, progress: bool = True) -> tuple[Path, str, bool]:
     "The audio folder of `cfg` (the built-in dataset, made if needed, when `data_dir` is empty), what it is, and whether it is synthetic."
@@ -153,7 +150,7 @@ def audio_trackset(cfg: TrainConfig, paths: ProjectPaths | None = None, progress
     audio = cfg.audio()
     tracks = build_log_mel_cache(tracks, audio, paths.cache, progress=progress)
     specs = [np.load(f) for f in tracks.cache_file]
-    classes = _classes_of(tracks)
+    classes = genres_in(tracks.genre)
     return TrackSet(_with_labels(tracks, classes), specs.__getitem__, classes, audio, 'logmel',
                     fingerprint(Path(f).stem for f in tracks.cache_file), source, synthetic)
 
@@ -176,7 +173,7 @@ def image_trackset(cfg: TrainConfig, paths: ProjectPaths | None = None) -> Track
     written_by_us = root / 'audio_config.json'
     audio = AudioConfig.model_validate_json(written_by_us.read_text()) if written_by_us.exists() else cfg.audio()
     audio = audio.model_copy(update={'segment_seconds': cfg.segment_seconds})
-    classes = _classes_of(tracks)
+    classes = genres_in(tracks.genre)
     files = tracks.path.tolist()
     tracks['frames'] = [_image_width(f) for f in files]
     return TrackSet(_with_labels(tracks, classes), lambda i: _image_db(files[i], audio.top_db), classes, audio,
@@ -646,7 +643,7 @@ def probe_trackset(cfg: TrainConfig, paths: ProjectPaths | None = None, progress
     root, source, synthetic = dataset_root(cfg, paths, progress)
     tracks = build_embedding_cache(split_tracks(find_tracks(root), cfg.split, cfg.seed), paths.cache, progress=progress)
     embeddings = [np.load(f) for f in tracks.embedding_file]
-    classes = _classes_of(tracks)
+    classes = genres_in(tracks.genre)
     return TrackSet(_with_labels(tracks, classes), embeddings.__getitem__, classes, MUSICNN_AUDIO, 'musicnn_patches',
                     fingerprint(Path(f).stem for f in tracks.embedding_file), source, synthetic)
 

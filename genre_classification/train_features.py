@@ -16,11 +16,11 @@ from pydantic import Field
 
 from .core import (BadInputError, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri, check_params,
                                        fingerprint, options_from, resolve_path, sha1_file)
-from .data import packaged_feature_table, split_tracks
+from .data import genres_in, packaged_feature_table, split_tracks
 from .features import KAGGLE_FEATURES, read_feature_table
 from .models import FeatureEnsemble, FeatureMLP
 from .tracking import git_commit, mlflow_run
-from .train import _classes_of, classification_metrics, plot_confusion_matrix, save_atomically
+from .train import classification_metrics, plot_confusion_matrix, save_atomically
 
 # %% auto #0
 __all__ = ['FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines',
@@ -94,7 +94,7 @@ def compare_with_baselines(table: pd.DataFrame, cfg: FeatureTrainConfig = Featur
     "Accuracy of our MLP and four baselines: stratified k-fold cross-validation and the fault-filtered test split."
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold
-    classes = _classes_of(table.rename(columns={'label': 'genre'}))
+    classes = genres_in(table.label)
     X, y = feature_matrix(table, classes)
     models = {'MLP (ours)': None, **baseline_models(cfg.seed)}
     def fit_predict(name, fit, score):
@@ -127,7 +127,7 @@ def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = No
     paths = paths or ProjectPaths()
     source = resolve_path(cfg.features_csv, paths) if cfg.features_csv and '://' not in cfg.features_csv else (cfg.features_csv or packaged_feature_table())
     table = read_feature_table(source)
-    classes = _classes_of(table.rename(columns={'label': 'genre'}))
+    classes = genres_in(table.label)
     sides = split_tracks(table.rename(columns={'label': 'genre'}).drop_duplicates('track_id'), cfg.split, cfg.seed).set_index('track_id').split
     side = table.track_id.map(sides).to_numpy()
     X, y = feature_matrix(table, classes)

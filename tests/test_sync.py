@@ -1,5 +1,5 @@
 "The package is what nbdev_export makes of the notebooks, and the notebooks are clean (nbdev_clean changes nothing)."
-import json, shutil, subprocess, sys
+import json, re, shutil, subprocess, sys
 from pathlib import Path
 
 from conftest import REPO
@@ -102,3 +102,33 @@ def test_params_yaml_is_written_from_the_settings():
     "params.yaml is what `pipeline write-params` makes of dvc.yaml and the settings' defaults (after changing one: rerun it)."
     from genre_classification.cli import params_yaml
     assert (REPO / 'params.yaml').read_text() == params_yaml(REPO / 'dvc.yaml'), 'params.yaml is stale: run `pipeline write-params`'
+
+
+def test_each_notebook_was_executed_by_the_current_code():
+    "The outputs committed in each notebook come from its code and the package as they are now; `make test` also re-executes and compares them."
+    from notebooks import fingerprint, notebooks, saved_fingerprint
+    stale = [p.name for p in notebooks() if saved_fingerprint(p) != fingerprint(p)]
+    assert not stale, f'{stale} were executed by other code than the current: run `make notebooks` and commit them'
+
+
+def test_saved_outputs_are_small_and_without_timings():
+    "Each notebook under 1 MB; no standard error (warnings, progress bars) and no throughput or durations in saved outputs."
+    from notebooks import notebooks, texts
+    timing = re.compile(r'\d\s*(?:samples/s|it/s|s/it|file/s|batch/s)|\d+(?:\.\d+)?\s*(?:ms|seconds?) (?:elapsed|per)|elapsed')
+    for p in notebooks():
+        assert p.stat().st_size < 1_000_000, f'{p.name} is {p.stat().st_size:,} bytes'
+        outputs = [o for c in json.loads(p.read_text())['cells'] for o in c.get('outputs', [])]
+        assert not [o for o in outputs if o.get('name') == 'stderr'], f'{p.name} keeps standard error'
+        assert not [t for t in texts(outputs) if timing.search(t)], f'{p.name} shows a timing'
+
+
+def test_outputs_compare_by_words_whole_numbers_and_close_decimals():
+    from notebooks import same_text, texts
+    assert same_text('epoch 2/3: loss 2.915, accuracy 0.300', 'epoch 2/3: loss 2.951, accuracy 0.400')
+    assert not same_text('epoch 2/3: loss 2.915', 'epoch 3/3: loss 2.915')          # whole numbers are equal
+    assert not same_text('accuracy 0.300', 'accuracy 0.600')
+    assert not same_text('10 rows: blues', '10 rows: jazz')
+    assert not same_text('a 1.0', 'a 1.0 b')
+    run = lambda folder: texts([{'output_type': 'stream', 'name': 'stdout',
+                                 'text': f'saved {folder}/ck/small_cnn-c584449fc856278b/model.pt, <Styler at 0x7fca80851ed0>'}])
+    assert run('/tmp/tmpk8st49p9') == run('/tmp/tmp_other12') == ['saved <tmp>/ck/small_cnn-<hash>/model.pt, <Styler>']
