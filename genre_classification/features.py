@@ -136,7 +136,7 @@ def _drop_partial_line(csv: Path) -> None:
 
 def extract_features(tracks: pd.DataFrame, out_csv, segment_seconds: float | None = None,
                      n_workers: int | None = None, progress: bool = True) -> pd.DataFrame:
-    "Kaggle features of every track in `tracks` (columns path, genre), appended to `out_csv` as they finish; returns the table."
+    "Kaggle features of every track in `tracks` (columns path, genre), appended to `out_csv` as they finish; the table, in `tracks`' order."
     out_csv = Path(out_csv); out_csv.parent.mkdir(parents=True, exist_ok=True)
     _drop_partial_line(out_csv)
     done = _done_files(out_csv)
@@ -149,7 +149,8 @@ def extract_features(tracks: pd.DataFrame, out_csv, segment_seconds: float | Non
             pd.DataFrame(rows).assign(source=str(job[0])).to_csv(f, header=False, index=False)
             f.flush()
     warn_unreadable(failed, 'have no features')
-    return read_feature_table(out_csv)
+    position = {str(p): i for i, p in enumerate(tracks.path)}   # the file is in the order the processes finished
+    return read_feature_table(out_csv).sort_values('source', key=lambda s: s.map(position), kind='stable').reset_index(drop=True)
 
 # %% ../nbs/02_features.ipynb #416909a8
 def read_feature_table(path) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, os, random, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 import numpy as np
 import pandas as pd
@@ -618,10 +618,13 @@ def fit(state: TrainState, hooks: list[TrainHook], progress: bool = True) -> Eva
     return test
 
 def train(cfg: TrainConfig, paths: ProjectPaths | None = None, data: TrackSet | None = None, progress: bool = True,
-          log_to_mlflow: bool = True, on_epoch: Callable[[int, dict], None] | None = None, tags: dict | None = None) -> TrainResult:
-    "Train `cfg.model` on spectrogram windows as `cfg` says; checkpoints, MLflow logging and a test evaluation."
+          log_to_mlflow: bool = True, on_epoch: Callable[[int, dict], None] | None = None, tags: dict | None = None,
+          hooks: Iterable[TrainHook] = ()) -> TrainResult:
+    "Train `cfg.model` on spectrogram windows as `cfg` says; checkpoints, MLflow logging, a test evaluation, and your own `hooks`."
     paths = paths or ProjectPaths()
-    if cfg.model == PROBE_MODEL: return train_probe(cfg, paths, progress, log_to_mlflow, on_epoch, tags)
+    if cfg.model == PROBE_MODEL:
+        if hooks: raise BadInputError(f'hooks work with the CNN models; {PROBE_MODEL} has a loop of its own (train_probe)')
+        return train_probe(cfg, paths, progress, log_to_mlflow, on_epoch, tags)
     state = prepare_training(cfg, paths, data, progress)
     checkpointing = Checkpointing()
     checkpointing.resume(state)
@@ -631,9 +634,9 @@ def train(cfg: TrainConfig, paths: ProjectPaths | None = None, data: TrackSet | 
     with mlflow_run(cfg, paths, state.run_id, tags, enabled=log_to_mlflow and state.d.main,
                     run_name=None if state.run_id else state.run_dir.name) as run:
         state.run_id = run.info.run_id if run else None
-        hooks = [PrintEpochs(show_speed=progress), *([MlflowLogging()] if run else []), checkpointing,
-                 *([TrainReports(resolve_path(cfg.reports_dir, paths))] if cfg.reports_dir else []), *([EachEpoch(on_epoch)] if on_epoch else [])]
-        test = fit(state, hooks, progress)
+        built_in = [PrintEpochs(show_speed=progress), *([MlflowLogging()] if run else []), checkpointing,
+                    *([TrainReports(resolve_path(cfg.reports_dir, paths))] if cfg.reports_dir else [])]
+        test = fit(state, [*built_in, *hooks, *([EachEpoch(on_epoch)] if on_epoch else [])], progress)   # pruning last: it may stop the run
     return TrainResult(pd.DataFrame(state.history), test, state.data.classes, state.run_dir / 'model.pt', state.run_dir, state.run_id, cfg)
 
 # %% ../nbs/03_train.ipynb #8b185764
