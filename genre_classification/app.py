@@ -106,7 +106,7 @@ def build_app(choices: dict[str, Path]):
 
 # %% ../nbs/10_app.ipynb #933c7975
 def app_cli(host: str = '127.0.0.1',   # the address to listen on (0.0.0.0: every interface)
-            port: int = 7860,           # the port
+            port: int = 7860,           # the port of the web page
             models_dir: str = 'models'): # where the ONNX models from `make train` / `pipeline export` are
     "Start the web demo: upload or record a song, see its top genres, its genre timeline and its spectrogram."
     app = build_app(model_choices(ProjectPaths().root / Path(models_dir).expanduser()))

@@ -12,15 +12,17 @@ from typing import Annotated, Any, Callable, Iterable, Iterator, Literal
 
 import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from fastcore.docments import docments
 from fastcore.script import Param, bool_arg, store_true
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['GENRES', 'Device', 'TrackingUri', 'Experiment', 'Seed', 'Split', 'TracksPerGenre', 'ClipSeconds', 'THREAD_LIMITS',
-           'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig', 'project_root', 'ProjectPaths',
-           'resolve_path', 'user_cache', 'sha1_file', 'fingerprint', 'write_report', 'seed_everything', 'pick_device',
-           'default_workers', 'chunked', 'map_in_processes', 'Option', 'command_parser', 'run_command', 'options_from']
+__all__ = ['GENRES', 'Device', 'TrackingUri', 'Experiment', 'Seed', 'Split', 'TracksPerGenre', 'ClipSeconds', 'Workers',
+           'THREAD_LIMITS', 'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig',
+           'project_root', 'ProjectPaths', 'resolve_path', 'user_cache', 'sha1_file', 'fingerprint', 'write_report',
+           'seed_everything', 'pick_device', 'default_workers', 'chunked', 'map_in_processes', 'Option',
+           'command_parser', 'run_command', 'options_from']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
 GENRES = ['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']
@@ -62,6 +64,7 @@ TracksPerGenre = Annotated[int, Field(ge=3, le=1000, validation_alias=AliasChoic
                                       description='size of the built-in dataset')]
 ClipSeconds = Annotated[float, Field(ge=1, le=60, validation_alias=AliasChoices('default_clip_seconds', 'clip_seconds'),
                                      description='clip length of the built-in dataset (s)')]
+Workers = Annotated[int, Field(ge=0, description='processes (0: one per core)')]
 
 # %% ../nbs/00_core.ipynb #2cbd4152
 class AudioConfig(Settings):
@@ -289,10 +292,12 @@ class _FirstSpelling(argparse.HelpFormatter):
         return f'{action.option_strings[0]} {self._format_args(action, self._get_default_metavar_for_optional(action))}'
 
 def command_parser(fn: Callable, prog: str | None = None) -> argparse.ArgumentParser:
-    "An argparse parser for `fn`'s parameters: positional without a default, else `--name` (also `--na-me` and its aliases)."
+    "An argparse parser for `fn`'s parameters: positional without a default, else `--name` (also `--na-me` and its aliases); help from their comments, or from a shared setting type (`Seed`, `Workers`, ...)."
     p = argparse.ArgumentParser(prog=prog, description=fn.__doc__, formatter_class=_FirstSpelling)
     for name, doc in docments(fn, full=True, returns=False, eval_str=True).items():
-        param = copy.copy(doc.anno) if isinstance(doc.anno, Param) else Param(doc.docment, doc.anno if doc.anno in (int, float, bool) else str)
+        anno = doc.anno
+        if typing.get_origin(anno) is Annotated: anno = _field_option(FieldInfo.from_annotation(anno))   # a shared setting type: its help
+        param = copy.copy(anno) if isinstance(anno, Param) else Param(doc.docment, anno if anno in (int, float, bool) else str)
         param.set_default(doc.default)
         if param.required: param.opt = True          # keyword-only without a default: an option that must be given
         if not param.opt:                             # a list of paths reads `PATH [PATH ...]` in the usage line

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .core import AudioConfig, BadInputError, fingerprint, map_in_processes, sha1_file
+from .core import AudioConfig, BadInputError, Workers, fingerprint, map_in_processes, sha1_file
 from .data import SAMPLE_RATE, find_tracks, load_audio, stream_audio, track_id_of, warn_unreadable
 
 # %% auto #0
@@ -317,14 +317,14 @@ def create_image_features(tracks: pd.DataFrame, image_dir, cfg: AudioConfig = Au
 def extract_features_cli(audio_dir: str,                  # folder of audio in genre folders (a GTZAN copy, or data/default)
                          output: str = 'features.csv',    # the Kaggle-format CSV to write; rows already in it are kept
                          segment_seconds: float = 0,      # 0: one row per whole clip (features_30_sec.csv); 3: per 3 s (features_3_sec.csv)
-                         n_workers: int = 0):             # processes (0: one per core)
+                         n_workers: Workers = 0):
     "Compute the Kaggle GTZAN features of every track below `audio_dir` into a CSV."
     table = extract_features(find_tracks(audio_dir), output, segment_seconds or None, n_workers or None)
     print(f'{table.track_id.nunique()} tracks, {len(table)} rows: {output}')
 
 def create_image_features_from_audio(path_with_audios_dir: str = '',  # folder of audio in genre folders (required)
                                      path_to_image: str = 'Image_data',  # where to write <genre>/<name>.png
-                                     n_workers: int = 0):           # processes (0: one per core)
+                                     n_workers: Workers = 0):
     "Write a log-mel spectrogram PNG for every track below `path_with_audios_dir`, in genre folders."
     if not path_with_audios_dir: raise BadInputError('say which folder of audio: --path_with_audios_dir DIR')
     images = create_image_features(find_tracks(path_with_audios_dir), path_to_image, n_workers=n_workers or None)

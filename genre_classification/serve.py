@@ -14,7 +14,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from .core import BadInputError, ProjectPaths
+from .core import BadInputError, ProjectPaths, TrackingUri
 from .predict import DEFAULT_MODEL_NAME, open_predictor
 
 # %% auto #0
@@ -126,7 +126,7 @@ def register_model(model_file=None, name: str = REGISTERED_NAME, tracking_uri: s
 
 def register_model_cli(model_file: str = '',                  # the model to serve (default: models/real_music.json, the real-music model)
                        name: str = REGISTERED_NAME,           # its name in the MLflow model registry
-                       mlflow_tracking_uri: str = ''):        # MLflow tracking URI (empty = mlruns/ under the project)
+                       mlflow_tracking_uri: TrackingUri = ''):
     "Register a genre model in the MLflow model registry, for `mlflow models serve -m models:/genre-classifier/latest`."
     paths = ProjectPaths()
     version = register_model(paths.root / Path(model_file).expanduser() if model_file else None, name, mlflow_tracking_uri, paths)
@@ -134,10 +134,10 @@ def register_model_cli(model_file: str = '',                  # the model to ser
 
 # %% ../nbs/11_serve.ipynb #e5256778
 def serve_cli(host: str = '127.0.0.1',                 # the address to listen on (0.0.0.0 in a container)
-              port: int = 5001,                        # the port
+              port: int = 5001,                        # the port of the HTTP API
               name: str = REGISTERED_NAME,             # the registered model to serve
               version: str = 'latest',                 # its version (a number, or latest)
-              mlflow_tracking_uri: str = ''):          # MLflow tracking URI (empty = mlruns/ under the project)
+              mlflow_tracking_uri: TrackingUri = ''):
     "Serve the registered genre model over HTTP with `mlflow models serve` (registering the real-music model first if needed)."
     import sys
     from genre_classification.predict import default_model_file

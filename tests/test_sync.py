@@ -98,6 +98,19 @@ def test_each_help_text_is_written_once():
     assert written and not {d: n for d, n in written.items() if n != 1}, {d: n for d, n in written.items() if n != 1}
 
 
+def test_each_command_help_is_written_once():
+    "The help of a command's own parameters (their comments) is written once: help that two commands share is a type in core."
+    import importlib
+    from fastcore.docments import docments
+    from genre_classification.cli import COMMANDS
+    source = ''.join(p.read_text() for p in sorted((REPO / 'genre_classification').glob('*.py')) if p.name != '_modidx.py')
+    commands = [*COMMANDS.values(), ('genre_classification.predict', 'predictors_cli', ''), ('genre_classification.tune', 'worker_cli', '')]
+    written = {}
+    for module, name, _ in commands:
+        for doc in docments(getattr(importlib.import_module(module), name), full=True, returns=False).values():
+            if doc.docment: written[doc.docment] = len(re.findall(r'#\s*' + re.escape(doc.docment) + r'\s*$', source, re.M))
+    assert len(written) > 25 and not {d: n for d, n in written.items() if n != 1}, {d: n for d, n in written.items() if n != 1}
+
 def test_params_yaml_is_written_from_the_settings():
     "params.yaml is what `pipeline write-params` makes of dvc.yaml and the settings' defaults (after changing one: rerun it)."
     from genre_classification.cli import params_yaml
