@@ -10,7 +10,7 @@ from pathlib import Path
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')   # before gradio is imported: it reads this once
 import numpy as np
 
-from .core import GENRES, AudioConfig, BadInputError, ProjectPaths
+from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, resolve_path
 from .data import stream_audio
 from .features import log_mel
 from .predict import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TAGGER_NAME, default_model_file, open_predictor
@@ -109,5 +109,5 @@ def app_cli(host: str = '127.0.0.1',   # the address to listen on (0.0.0.0: ever
             port: int = 7860,           # the port of the web page
             models_dir: str = 'models'): # where the ONNX models from `make train` / `pipeline export` are
     "Start the web demo: upload or record a song, see its top genres, its genre timeline and its spectrogram."
-    app = build_app(model_choices(ProjectPaths().root / Path(models_dir).expanduser()))
+    app = build_app(model_choices(resolve_path(models_dir, ProjectPaths())))
     app.queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, show_error=True, inbrowser=False, quiet=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib, importlib, re, sys
 from pathlib import Path
 
-from .core import BadInputError, ProjectPaths, run_command
+from .core import BadInputError, ProjectPaths, resolve_path, run_command
 
 # %% auto #0
 __all__ = ['COMMANDS', 'PARAMS_HEADER', 'pipeline', 'main', 'params_yaml', 'write_params']
@@ -89,6 +89,6 @@ def params_yaml(dvc_yaml) -> str:
 def write_params(output: str = 'params.yaml'):   # where to write (relative = under the project)
     "Write the DVC pipeline's params.yaml from the project's dvc.yaml and the defaults of the settings its stages feed."
     paths = ProjectPaths()
-    target = paths.root / Path(output).expanduser()
+    target = resolve_path(output, paths)
     target.write_text(params_yaml(paths.root / 'dvc.yaml'))
     print(target)

@@ -12,7 +12,7 @@ import onnx
 
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, write_report
+from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path, write_report
 
 # %% auto #0
 __all__ = ['META_KEY', 'export_onnx', 'check_external_data', 'load_onnx', 'max_probability_difference', 'ExportConfig',
@@ -118,12 +118,11 @@ def export_report(model_file, onnx_file, n_inputs: int = 8, seed: int = 0) -> di
 def run_export(cfg: ExportConfig, paths: ProjectPaths | None = None) -> tuple[Path, dict]:
     "Export the model `cfg` names; the ONNX file and its report (also written to `cfg.reports_dir`)."
     paths = paths or ProjectPaths()
-    under_root = lambda p: paths.root / Path(p).expanduser()
     from genre_classification.models import model_file_in
-    source = model_file_in(under_root(cfg.model_file or cfg.checkpoints_path), cfg.model)
-    onnx_file = export_onnx(source, under_root(cfg.output) if cfg.output else None)
+    source = model_file_in(resolve_path(cfg.model_file or cfg.checkpoints_path, paths), cfg.model)
+    onnx_file = export_onnx(source, resolve_path(cfg.output, paths) if cfg.output else None)
     report = export_report(source, onnx_file)
-    if cfg.reports_dir: write_report(under_root(cfg.reports_dir) / 'export.json', report)
+    if cfg.reports_dir: write_report(resolve_path(cfg.reports_dir, paths) / 'export.json', report)
     return onnx_file, report
 
 @options_from(ExportConfig)

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, Settings, check_params, options_from, run_command, user_cache
+from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path, run_command, user_cache
 from .data import AUDIO_EXTENSIONS, stream_audio
 from .features import kaggle_features, segment_input, stream_log_mel, window
 from .pretrained import MUSICNN_PATCH_FRAMES, musicnn_patches
@@ -307,7 +307,7 @@ def make_real_music_model(folder, musicnn_weights=None, feature_weight: float = 
 def build_real_music_model_cli(models_dir: str = 'models',   # the folder with gtzan_features_mlp.onnx; the tagger and real_music.json go there
                                musicnn_weights: str = ''):    # a musicnn wheel or weights folder (default: fetched once into the user cache)
     "Build the real-music model (musicnn tagger + feature MLP) that `predictors` uses by default."
-    print(make_real_music_model(ProjectPaths().root / Path(models_dir).expanduser(), musicnn_weights or None))
+    print(make_real_music_model(resolve_path(models_dir, ProjectPaths()), musicnn_weights or None))
 
 # %% ../nbs/06_predict.ipynb #5537efae
 DEFAULT_MODEL_NAME = 'real_music.json'

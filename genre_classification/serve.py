@@ -14,7 +14,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from .core import BadInputError, ProjectPaths, TrackingUri
+from .core import BadInputError, ProjectPaths, TrackingUri, resolve_path
 from .predict import DEFAULT_MODEL_NAME, open_predictor
 
 # %% auto #0
@@ -129,7 +129,7 @@ def register_model_cli(model_file: str = '',                  # the model to ser
                        mlflow_tracking_uri: TrackingUri = ''):
     "Register a genre model in the MLflow model registry, for `mlflow models serve -m models:/genre-classifier/latest`."
     paths = ProjectPaths()
-    version = register_model(paths.root / Path(model_file).expanduser() if model_file else None, name, mlflow_tracking_uri, paths)
+    version = register_model(resolve_path(model_file, paths) if model_file else None, name, mlflow_tracking_uri, paths)
     print(f'registered models:/{name}/{version}')
 
 # %% ../nbs/11_serve.ipynb #e5256778

@@ -122,10 +122,15 @@ class FeatureResult:
     model_file: Path
     run_id: str | None
 
+def _feature_table_source(cfg: FeatureTrainConfig, paths: ProjectPaths):
+    "The table `cfg.features_csv` names: a path (relative = under the project), a URL as it is, or (empty) the packaged GTZAN table."
+    if not cfg.features_csv: return packaged_feature_table()
+    return cfg.features_csv if '://' in cfg.features_csv else resolve_path(cfg.features_csv, paths)
+
 def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True) -> FeatureResult:
     "Fit the feature MLP on a Kaggle-format table's train+valid tracks, score its test tracks, save and log it."
     paths = paths or ProjectPaths()
-    source = resolve_path(cfg.features_csv, paths) if cfg.features_csv and '://' not in cfg.features_csv else (cfg.features_csv or packaged_feature_table())
+    source = _feature_table_source(cfg, paths)
     table = read_feature_table(source)
     classes = genres_in(table.label)
     sides = split_tracks(table.rename(columns={'label': 'genre'}).drop_duplicates('track_id'), cfg.split, cfg.seed).set_index('track_id').split
@@ -163,4 +168,4 @@ def train_using_audio_features(
     result = train_feature_model(cfg)
     print(f"test accuracy {result.metrics['test_track_accuracy']:.3f}, macro-F1 {result.metrics['test_track_macro_f1']:.3f} "
           f"({cfg.split} split)\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
-    if compare: print(compare_with_baselines(read_feature_table(cfg.features_csv or packaged_feature_table()), cfg).round(3).to_string())
+    if compare: print(compare_with_baselines(read_feature_table(_feature_table_source(cfg, ProjectPaths())), cfg).round(3).to_string())
