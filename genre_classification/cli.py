@@ -24,6 +24,8 @@ COMMANDS = {
     'evaluate': ('genre_classification.evaluate', 'evaluate_cli', 'per-genre metrics of a trained model on a split'),
     'export': ('genre_classification.export', 'export_cli', 'export a trained model to ONNX'),
     'build-real-music-model': ('genre_classification.predict', 'build_real_music_model_cli', "predictors' default: the musicnn tagger + the feature MLP"),
+    'batch-predict': ('genre_classification.batch', 'batch_predict_cli', 'genres of a whole library on Ray, as Parquet (pip install ".[batch]")'),
+    'build-embeddings': ('genre_classification.batch', 'build_embeddings_cli', "a dataset's training cache (musicnn embeddings, log-mels) on Ray"),
     'register-model': ('genre_classification.serve', 'register_model_cli', 'register a genre model in the MLflow model registry, for serving'),
     'serve': ('genre_classification.serve', 'serve_cli', 'serve the registered model over HTTP (mlflow models serve)'),
     'app': ('genre_classification.app', 'app_cli', 'the web demo: upload or record a song, see its genres and their timeline'),

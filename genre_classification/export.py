@@ -70,8 +70,8 @@ def check_external_data(proto: onnx.ModelProto, folder: Path, path) -> None:
         if Path(location).is_absolute() or not target.is_relative_to(folder):
             raise BadInputError(f"refused: tensor '{t.name}' reads external data from '{location}', outside the model's folder", path)
 
-def load_onnx(path) -> tuple:
-    "An onnxruntime session for ONNX model file `path` and the metadata stored in it."
+def load_onnx(path, threads: int = 0) -> tuple:
+    "An onnxruntime session for ONNX model file `path` (`threads` for its operators; 0: one per core) and the metadata stored in it."
     import onnxruntime as ort
     path = Path(path)
     if not path.is_file(): raise BadInputError('no such model file', path)
@@ -81,6 +81,7 @@ def load_onnx(path) -> tuple:
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in props: raise BadInputError('an ONNX model without genre_classification metadata (export it with `pipeline export`)', path)
     options = ort.SessionOptions(); options.log_severity_level = 3
+    options.intra_op_num_threads = threads       # onnxruntime ignores OMP_NUM_THREADS and threadpoolctl: the only way to pin it
     # idle worker threads would spin between batches and steal the cores that decoding and features need (2x slower end to end)
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     try: session = ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])

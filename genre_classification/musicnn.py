@@ -20,7 +20,7 @@ from .pretrained import (MUSICNN_MODELS, MUSICNN_PATCH_FRAMES, checkpoint_index,
 __all__ = ['TF_BN_EPS', 'MUSICNN_TAGS', 'MUSICNN_CHECKPOINT_NAMES', 'TAGGER_META_KEY', 'EMBEDDING_KEY', 'FrequencyPooledConv',
            'MidEndConv', 'Musicnn', 'musicnn_state_dict', 'load_musicnn', 'musicnn_outputs', 'tag_means', 'top_tags',
            'parity_report', 'MusicnnPair', 'tagger_meta', 'export_tagger', 'embedding_cache_file', 'patch_embeddings',
-           'build_embedding_cache']
+           'EmbeddingCache', 'build_embedding_cache']
 
 # %% ../nbs/02b_musicnn.ipynb #7857bcbc
 TF_BN_EPS = 1e-3
@@ -211,19 +211,26 @@ def patch_embeddings(pair: MusicnnPair, patches: np.ndarray, batch_size: int = 6
     "The 400-d embedding (both taggers' penultimate layers) of each of `patches` (N × 187 × 96)."
     return np.concatenate([pair(torch.as_tensor(patches[i:i + batch_size]))[-1].numpy() for i in range(0, len(patches), batch_size)])
 
+class EmbeddingCache:
+    "The musicnn embeddings cached in `cache_dir`: `file_of(path)` computes a file's (loading the taggers on first need) unless they are there."
+    def __init__(self, cache_dir, weights=None): self.cache_dir, self.weights, self.pair = Path(cache_dir), weights, None
+
+    def file_of(self, path) -> Path:
+        "The cache file of audio file `path`'s embeddings (patches × 400), computed now if it is not cached yet."
+        from genre_classification.features import _store
+        target = embedding_cache_file(self.cache_dir, path)
+        if not target.exists():
+            self.pair = self.pair or MusicnnPair({m: load_musicnn(m, self.weights) for m in MUSICNN_MODELS}).eval()
+            _store(target, patch_embeddings(self.pair, musicnn_input_of_file(path)))
+        return target
+
 def build_embedding_cache(tracks, cache_dir, weights=None, progress: bool = True):
     "`tracks` (a DataFrame with `path`) with `embedding_file` and `patches` columns; embeddings not yet cached are computed, unreadable tracks dropped."
     from tqdm.auto import tqdm
     from genre_classification.data import warn_unreadable
-    from genre_classification.features import _store
-    files, failed, pair = {}, {}, None
+    files, failed, cache = {}, {}, EmbeddingCache(cache_dir, weights)
     for p in tqdm(tracks.path, desc='musicnn embeddings', unit='file', disable=not progress):
-        try:
-            target = embedding_cache_file(cache_dir, p)
-            if not target.exists():
-                pair = pair or MusicnnPair({m: load_musicnn(m, weights) for m in MUSICNN_MODELS}).eval()
-                _store(target, patch_embeddings(pair, musicnn_input_of_file(p)))
-            files[p] = target
+        try: files[p] = cache.file_of(p)
         except OSError as e: failed[p] = f'cannot be read ({e.strerror})'
         except BadInputError as e: failed[p] = e.reason
     warn_unreadable(failed, 'are left out')

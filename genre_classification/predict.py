@@ -68,12 +68,12 @@ def run_batched(run, inputs: Iterable[np.ndarray], batch_size: int):
     return np.concatenate(out)
 
 class Predictor:
-    "One model, ready to give genre probabilities for audio files."
-    def __init__(self, model_file, batch_size: int = 32):
+    "One model, ready to give genre probabilities for audio files (`threads`: an ONNX model's operator threads, 0: one per core)."
+    def __init__(self, model_file, batch_size: int = 32, threads: int = 0):
         self.model_file, self.batch_size = Path(model_file), batch_size
         if self.model_file.suffix == '.onnx':
             from genre_classification.export import load_onnx
-            self.session, self.meta = load_onnx(self.model_file)
+            self.session, self.meta = load_onnx(self.model_file, threads)
             self._run = lambda x: self.session.run(None, {'input': x})[0]
         else:
             import torch
@@ -136,6 +136,7 @@ class FilePrediction:
     tags: list[tuple[str, float]] = field(default_factory=list)
     genre_evidence: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    probabilities: list[float] = field(default_factory=list)    # every genre's, in the model's order (`predictor.classes`)
 
 def predict_file(path, predictor: Predictor, top_k: int = 3, timeline: bool = False) -> FilePrediction:
     "Predict the genre of audio file `path` with `predictor`; errors are reported in the result, not raised."
@@ -147,7 +148,7 @@ def predict_file(path, predictor: Predictor, top_k: int = 3, timeline: bool = Fa
     return FilePrediction(str(path), predictor.classes[order[0]], round(float(mean[order[0]]), 4),
                           [(predictor.classes[i], round(float(mean[i]), 4)) for i in order], round(seconds, 2),
                           [(round(k * step, 2), predictor.classes[int(p.argmax())], round(float(p.max()), 4)) for k, p in enumerate(probs)]
-                          if timeline else [], why.get('tags', []), why.get('genre_evidence', {}))
+                          if timeline else [], why.get('tags', []), why.get('genre_evidence', {}), probabilities=mean.tolist())
 
 # %% ../nbs/06_predict.ipynb #0bf360b3
 def audio_files(paths: Iterable) -> list[Path]:
@@ -231,7 +232,7 @@ class TagFeaturePredictor:
     "The real-music model: musicnn's genre tags combined with the feature MLP's probabilities, one answer per 30 s window."
     kind, window_seconds = 'tags+features', 30.0
 
-    def __init__(self, manifest_file, batch_size: int = 32):
+    def __init__(self, manifest_file, batch_size: int = 32, threads: int = 0):
         from genre_classification.export import load_onnx
         self.model_file, self.batch_size = Path(manifest_file), batch_size
         try: self.meta = json.loads(self.model_file.read_text())
@@ -241,8 +242,8 @@ class TagFeaturePredictor:
         if missing := [k for k in ('tagger', 'features_model', 'feature_weight') if k not in self.meta]:
             raise BadInputError(f'a real-music model file without {", ".join(missing)} (make it again: pipeline build-real-music-model)', manifest_file)
         folder = self.model_file.parent
-        self.features = Predictor(folder / self.meta['features_model'], batch_size)
-        self.tagger, self.tagger_meta = load_onnx(folder / self.meta['tagger'])
+        self.features = Predictor(folder / self.meta['features_model'], batch_size, threads)
+        self.tagger, self.tagger_meta = load_onnx(folder / self.meta['tagger'], threads)
         self.classes, self.audio, self.feature_weight = self.features.classes, self.features.audio, self.meta['feature_weight']
         self.tag_names = _tag_names(self.tagger_meta)
 
@@ -282,10 +283,10 @@ class TagFeaturePredictor:
         "Combined genre probabilities per 30 s window of audio file `path`, and its length in seconds."
         return self.window_outputs(path)[:2]
 
-def open_predictor(model_file, batch_size: int = 32):
-    "The predictor for `model_file`: a real-music model (`.json`), an ONNX model or a training model file."
-    if Path(model_file).suffix == '.json': return TagFeaturePredictor(model_file, batch_size)
-    return Predictor(model_file, batch_size)
+def open_predictor(model_file, batch_size: int = 32, threads: int = 0):
+    "The predictor for `model_file`: a real-music model (`.json`), an ONNX model or a training model file; `threads` per ONNX session (0: one per core)."
+    if Path(model_file).suffix == '.json': return TagFeaturePredictor(model_file, batch_size, threads)
+    return Predictor(model_file, batch_size, threads)
 
 # %% ../nbs/06_predict.ipynb #fc7f9b11
 TAGGER_NAME = 'musicnn_tagger.onnx'

@@ -18,8 +18,8 @@ from .core import BadInputError, ProjectPaths, TrackingUri, resolve_path
 from .predict import DEFAULT_MODEL_NAME, open_predictor
 
 # %% auto #0
-__all__ = ['MAX_AUDIO_MB', 'REGISTERED_NAME', 'audio_bytes', 'RequestError', 'GenreClassifierModel', 'register_model',
-           'register_model_cli', 'serve_cli']
+__all__ = ['MAX_AUDIO_MB', 'REGISTERED_NAME', 'audio_bytes', 'RequestError', 'GenreClassifierModel', 'answer_schema',
+           'register_model', 'register_model_cli', 'serve_cli']
 
 # %% ../nbs/11_serve.ipynb #bd972ad7
 MAX_AUDIO_MB = float(os.environ.get('GENRE_CLASSIFICATION_MAX_AUDIO_MB', 64))
@@ -60,11 +60,16 @@ class GenreClassifierModel(mlflow.pyfunc.PythonModel):
             probs, seconds, _ = self.predictor.window_outputs(f.name)
         mean = probs.mean(0); best = int(mean.argmax())
         return {'genre': self.predictor.classes[best], 'probability': round(float(mean[best]), 4),
-                'probabilities': {c: round(float(p), 4) for c, p in zip(self.predictor.classes, mean)}, 'seconds': round(seconds, 2),
+                'probabilities': [round(float(p), 4) for p in mean], 'seconds': round(seconds, 2),
                 'model': self.name, 'model_version': self.version, 'error': None}
 
+    def failed(self, reason: str) -> dict:
+        "The answer for a row that has none: every field of an answer, `error` set."
+        return {'genre': None, 'probability': None, 'probabilities': None, 'seconds': None, 'model': self.name,
+                'model_version': self.version, 'error': reason}
+
     def predict(self, context, model_input: pd.DataFrame, params=None) -> list[dict]:   # a DataFrame hint: MLflow passes the input as it is
-        "One answer per row of `model_input` (a table with an `audio` column); a row that fails carries `error`."
+        "One answer per row of `model_input` (a table with an `audio` column); a row that fails carries `error`; `params`: `errors_as_rows`."
         if isinstance(model_input, pd.DataFrame):
             if 'audio' not in model_input: raise RequestError("the request has no 'audio' column (base64 text of an audio file)")
             values = model_input['audio'].tolist()
@@ -73,8 +78,8 @@ class GenreClassifierModel(mlflow.pyfunc.PythonModel):
         answers = []
         for i, value in enumerate(values):
             try: answers.append(self.answer(value))
-            except BadInputError as e: answers.append({'genre': None, 'model': self.name, 'model_version': self.version, 'error': f'row {i}: {e.reason}'})
-        if all(a['error'] for a in answers):
+            except BadInputError as e: answers.append(self.failed(f'row {i}: {e.reason}'))
+        if all(a['error'] for a in answers) and not (params or {}).get('errors_as_rows', False):
             raise RequestError('; '.join(a['error'] for a in answers))
         return answers
 
@@ -89,6 +94,14 @@ def _example_audio() -> str:
     buf = io.BytesIO(); sf.write(buf, (0.3 * np.sin(np.arange(22050) * 0.06)).astype(np.float32), 22050, format='WAV')
     return base64.b64encode(buf.getvalue()).decode()
 
+def answer_schema() -> 'mlflow.types.Schema':
+    "The output schema of the served model: one record per row, `probabilities` in the order of the model's `labels`."
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import Array
+    return Schema([ColSpec('string', 'genre', required=False), ColSpec('double', 'probability', required=False),
+                   ColSpec(Array(DataType.double), 'probabilities', required=False), ColSpec('double', 'seconds', required=False),
+                   ColSpec('string', 'model'), ColSpec('string', 'model_version'), ColSpec('string', 'error', required=False)])
+
 def _model_files(model_file: Path) -> list[Path]:
     "The files a model needs: a real-music manifest names two ONNX files beside it."
     if model_file.suffix != '.json': return [model_file]
@@ -99,12 +112,12 @@ def _model_files(model_file: Path) -> list[Path]:
 def register_model(model_file=None, name: str = REGISTERED_NAME, tracking_uri: str = '', paths: ProjectPaths | None = None):
     "Log `model_file` (default: the real-music model) as a pyfunc model and register it as `name`; the model version."
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
     from genre_classification.tracking import set_experiment, tracking_uri as default_uri
     paths = paths or ProjectPaths()
     model_file = Path(model_file) if model_file else paths.models / DEFAULT_MODEL_NAME
     if not model_file.is_file(): raise BadInputError('no such model file (run `make train` first)', model_file)
-    open_predictor(model_file)                               # a bad model is refused here, not when the server loads it
+    predictor = open_predictor(model_file)                   # a bad model is refused here, not when the server loads it
     set_experiment(uri := default_uri(tracking_uri, paths), 'genre-classification-serving', paths)
     client = mlflow.MlflowClient(uri)
     try: version = 1 + max((int(v.version) for v in client.search_model_versions(f"name='{name}'")), default=0)
@@ -114,12 +127,13 @@ def register_model(model_file=None, name: str = REGISTERED_NAME, tracking_uri: s
         for f in _model_files(model_file): shutil.copy2(f, staging)
         example = pd.DataFrame({'audio': [_example_audio()]})
         # 'audio' is optional in the signature so that a request without it gets our one-line reason, not a schema dump
-        signature = ModelSignature(Schema([ColSpec('string', 'audio', required=False)]))
+        signature = ModelSignature(Schema([ColSpec('string', 'audio', required=False)]), answer_schema(),
+                                   ParamSchema([ParamSpec('errors_as_rows', 'boolean', False)]))
         with mlflow.start_run(run_name=f'{name} v{version}'):
             info = mlflow.pyfunc.log_model(name='model', python_model=GenreClassifierModel(), artifacts={'models': staging},
                                            model_config=config, signature=signature, input_example=example,
                                            code_paths=[str(Path(__file__).parent)], pip_requirements=_requirements(),
-                                           registered_model_name=name)
+                                           metadata={'labels': predictor.classes}, registered_model_name=name)
     got = info.registered_model_version
     if got is not None and int(got) != version: raise RuntimeError(f'registered as version {got}, not {version}: another process registered at the same time; run it again')
     return version

@@ -1,6 +1,7 @@
 """HTTP serving the MLflow way: the registered pyfunc model served by `mlflow models serve` on a loopback port answers
 good payloads with genre, probabilities, model name and version; bad ones with a 400 and a one-line reason, and keeps
-serving; a bounded load (200 requests, 8 at a time) has no errors."""
+serving (or error rows, when asked for them); a bounded load (200 requests, 8 at a time) has no errors. The pyfunc itself
+has an output signature that a batch engine (Spark's spark_udf) can read."""
 import base64, json, os, subprocess, sys, urllib.request
 from pathlib import Path
 
@@ -45,9 +46,9 @@ def test_good_payloads_get_genre_probabilities_and_model_version(server, shared_
     assert status == 200, answer
     mp3, classical = answer['predictions']
     for a in (mp3, classical):
-        assert a['error'] is None and a['genre'] in GENRES and set(a['probabilities']) == set(GENRES)
+        assert a['error'] is None and a['genre'] in GENRES and len(a['probabilities']) == len(GENRES)
         assert a['model'] == 'genre-classifier' and a['model_version'] == '2'
-        assert abs(sum(a['probabilities'].values()) - 1) < 1e-3
+        assert abs(sum(a['probabilities']) - 1) < 1e-3 and GENRES[max(range(10), key=a['probabilities'].__getitem__)] == a['genre']
     assert classical['genre'] == 'classical'
 
 
@@ -70,6 +71,34 @@ def test_bad_payloads_get_a_400_with_one_line_and_the_server_keeps_serving(serve
     assert post(server, b'{"dataframe_records": [{"audio": ')[0] == 400 and post(server, good)[0] == 200
     status, answer = post(server, {'dataframe_records': [good['dataframe_records'][0], {'audio': 'not base64!'}]})
     assert status == 200 and answer['predictions'][0]['error'] is None and 'row 1' in answer['predictions'][1]['error']
+    # a batch engine asks for error rows instead of a 400 when a whole chunk is bad
+    status, answer = post(server, {'dataframe_records': [{'audio': 'not base64!'}, {'audio': ''}], 'params': {'errors_as_rows': True}})
+    assert status == 200, answer
+    assert [a['genre'] for a in answer['predictions']] == [None, None] and 'row 1: empty' in answer['predictions'][1]['error']
+
+
+def test_the_pyfunc_answers_in_its_signature_and_can_give_error_rows(served_models, shared_data, tmp_path):
+    "Called directly, as Spark's spark_udf or a Ray job would: the output signature names the struct, errors_as_rows keeps a bad chunk."
+    import mlflow, pandas as pd
+    from mlflow.exceptions import MlflowException
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    register_model(served_models / 'real_music.json', tracking_uri=uri, paths=ProjectPaths(root=tmp_path))
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model('models:/genre-classifier/1')
+    outputs = {c['name']: c for c in model.metadata.signature.outputs.to_dict()}
+    assert list(outputs) == ['genre', 'probability', 'probabilities', 'seconds', 'model', 'model_version', 'error']
+    assert outputs['probabilities']['type'] == 'array' and outputs['probabilities']['items']['type'] == 'double'
+    assert outputs['probability']['type'] == 'double' and outputs['error']['type'] == 'string'
+    labels = model.metadata.metadata['labels']
+    assert labels == GENRES
+    classical = b64(shared_data / 'gtzan_clips' / 'classical' / 'classical.00000.wav')
+    good, bad = model.predict(pd.DataFrame({'audio': [classical, 'not base64!']}))
+    assert set(good) == set(outputs) == set(bad) and good['genre'] == labels[max(range(len(labels)), key=good['probabilities'].__getitem__)]
+    assert bad['probabilities'] is None and 'row 1: ' in bad['error']
+    chunk = pd.DataFrame({'audio': ['not base64!', '']})
+    with pytest.raises(MlflowException, match='not base64'): model.predict(chunk)
+    rows = model.predict(chunk, params={'errors_as_rows': True})
+    assert [r['genre'] for r in rows] == [None, None] and all(r['error'] for r in rows)
 
 
 def test_a_bounded_load_has_no_errors(served_models):
