@@ -74,4 +74,5 @@ bench: install
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/main_job.py
 	$(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/serve.py

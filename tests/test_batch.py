@@ -127,6 +127,8 @@ def test_the_command_writes_parquet_says_where_and_exits_1_on_errors(tmp_path, s
     assert again.returncode == 1 and '0 rows written' in again.stdout and '2 there already' in again.stdout
     refused = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
     assert refused.returncode == 2 and refused.stderr.count('\n') == 1 and '--resume' in refused.stderr
+    nobody = subprocess.run(cmd + ['--resume', '--address', '127.0.0.1:1'], capture_output=True, text=True, env=ENV, timeout=120)
+    assert nobody.returncode == 2 and nobody.stderr.count('\n') == 1 and 'nothing answers at 127.0.0.1:1' in nobody.stderr
 
 
 def test_without_ray_one_line_says_how_to_install(tmp_path, served_models):

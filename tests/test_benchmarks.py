@@ -10,6 +10,7 @@ SMOKE = {'features.py': ['--clips', '4', '--runs', '1', '--memory-clips', '0'],
          'training.py': ['--tracks-per-genre', '3', '--runs', '1', '--steps', '2'],
          'main_job.py': ['--model', 'small_cnn', '--epochs', '1', '--tracks-per-genre', '3'],
          'predict.py': ['--model', 'small_cnn', '--clips', '3'],
+         'batch.py': ['--model', 'small_cnn', '--clips', '2', '--workers', '1'],
          'data_steps.py': ['--workers', '1', '2', '--clips', '20', '--cache-clips', '20', '--feature-clips', '4'],
          # the GPU benchmark's code paths, on the CPU
          'gpu.py': ['--device', 'cpu', '--models', 'small_cnn', '--batches', '4', '8', '--steps', '1', '--epochs', '1',
