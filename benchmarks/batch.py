@@ -1,8 +1,8 @@
 """Batch prediction on Ray on this machine: prints its figures (no pass/fail).
 
 A folder of 30 s clips (a real GTZAN clip, copied, where ../shared/data is; else a synthetic one), predicted by the
-`predictors` command (one process, its start-up included), then by `batch_predict` on a local Ray with 1 and 2 actors, in
-the same run: files per second (the job alone, and with Ray's start-up), the ratios, and the peak memory of the driver and
+`predictors` command (one process), then by `pipeline batch-predict` on a local Ray with 1 and 2 actors, in the same run,
+each a whole command with its start-up: files per second, the ratios, and the peak memory of the command (the driver) and
 of each actor (sampled every 0.2 s). The answers of every run are compared with `predictors`'.
 
     .venv/bin/python benchmarks/batch.py [--clips 24] [--workers 1 2] [--model real_music|small_cnn]
@@ -15,10 +15,11 @@ import psutil
 import soundfile as sf
 
 from common import table
-from genre_classification.batch import batch_predict, ray_cluster, read_results
-from genre_classification.core import project_root
+from genre_classification.batch import read_results
 from genre_classification.predict import FEATURE_MODEL_NAME, make_feature_model, make_real_music_model
 from genre_classification.synth import synth_track
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class PeakMemory:
@@ -55,18 +56,17 @@ def model_file(name: str, work: Path) -> Path:
     return export_onnx(work / f'{name}.pt', work / f'{name}.onnx')
 
 
-def run_predictors(folder: Path, model: Path) -> tuple[float, float, pd.DataFrame]:
-    "Seconds (with start-up) and peak memory (MB) of the `predictors` command over `folder`, and its answers."
+def run_command(args: list[str]) -> tuple[float, float, PeakMemory]:
+    "Seconds (with start-up) and peak memory (MB) of a command of .venv's, and the peak memory of the Ray actors while it ran."
     # a small helper process runs the command and reports its child's peak memory (see benchmarks/predict.py)
-    helper = ('import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); '
-              'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(done.returncode)')
-    out = folder.parent / 'predictors.csv'
-    t = time.perf_counter()
-    done = subprocess.run([sys.executable, '-c', helper, str(Path(sys.executable).parent / 'predictors'), str(folder), '--model', str(model),
-                           '--format', 'csv', '--output', str(out)], capture_output=True, text=True)
-    elapsed = time.perf_counter() - t
+    helper = ('import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); '
+              'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)')
+    with PeakMemory() as actors:
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, '-c', helper, str(Path(sys.executable).parent / args[0]), *args[1:]], capture_output=True, text=True)
+        elapsed = time.perf_counter() - t
     assert done.returncode == 0, done.stderr[-2000:]
-    return elapsed, int(done.stderr.split()[-1]) / 1024, pd.read_csv(out)
+    return elapsed, int(done.stdout.split()[-1]) / 1024, actors
 
 
 def main():
@@ -75,36 +75,35 @@ def main():
     args.add_argument('--model', default='real_music', choices=['real_music', 'small_cnn'])
     a = args.parse_args()
     work = Path(tempfile.mkdtemp())
-    shared = project_root().parent / 'shared' / 'data' / 'gtzan_clips' / 'blues' / 'blues.00000.wav'
+    shared = REPO.parent / 'shared' / 'data' / 'gtzan_clips' / 'blues' / 'blues.00000.wav'
     folder = work / 'clips'; folder.mkdir()
     source = shared if shared.exists() else work / 'clip.wav'
     if not shared.exists(): sf.write(source, synth_track('blues', 0, 30.0), 22050)
     for i in range(a.clips): shutil.copy(source, folder / f'clip{i:03d}.wav')
     model = model_file(a.model, work)
     print(f'machine: {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; model: {a.model}; '
-          f'{a.clips} clips of 30 s ({source.name})')
+          f'{a.clips} clips of 30 s ({source.name}); every figure is a whole command, start-up included')
 
-    seconds, memory, reference = run_predictors(folder, model)
+    seconds, memory, _ = run_command(['predictors', str(folder), '--model', str(model), '--format', 'csv', '--output', str(work / 'predictors.csv')])
+    reference = pd.read_csv(work / 'predictors.csv')
     base = a.clips / seconds
-    rows = [['predictors (one process)', f'{seconds:.1f}', '-', f'{base:.2f}', '1.00x', f'{memory:.0f}', '-', 'the reference']]
+    rows = [['predictors (one process)', f'{seconds:.1f}', f'{base:.2f}', '1.00x', '-', f'{memory:.0f}', '-', 'the reference']]
+    one_actor = None
     for workers in a.workers:
         out = work / f'out{workers}'
-        with PeakMemory() as peak:
-            t0 = time.perf_counter()
-            with ray_cluster('', workers):
-                t1 = time.perf_counter()
-                summary = batch_predict([folder], out, model=str(model), workers=workers, progress=False)
-                t2 = time.perf_counter()
-        assert summary.errors == 0 and summary.written == a.clips, summary
+        seconds, memory, actors = run_command(['pipeline', 'batch-predict', str(folder), '--output', str(out), '--model', str(model),
+                                               '--workers', str(workers)])
         got = read_results(out).set_index('path').genre
-        same = (got.loc[reference.path].values == reference.genre.values).all()
-        actors = ', '.join(f'{m:.0f}' for m in sorted(peak.actors.values())) or '-'
-        rows.append([f'batch-predict, {workers} actor(s)', f'{t2 - t0:.1f}', f'{t2 - t1:.1f}', f'{a.clips / (t2 - t1):.2f}',
-                     f'{a.clips / (t2 - t1) / base:.2f}x', f'{peak.driver:.0f}', actors, 'same genres' if same else 'DIFFERENT genres'])
-    table(f'{a.clips} clips of 30 s, {a.model}: seconds (with Ray start-up, job alone), files/s of the job, x predictors, peak MB',
-          ['run', 's total', 's job', 'files/s', 'x', 'driver MB', 'actor MB', 'answers'], rows)
-    print('\nRay start-up (its raylet, GCS and worker processes) is paid once per job; on this machine Ray\'s own processes '
-          'share the cores with the actors, so 2 actors on 2 cores give less than 2x.')
+        same = (got.loc[reference.path].values == reference.genre.values).all() and got.notna().all()
+        one_actor = one_actor or (a.clips / seconds if workers == 1 else None)
+        rows.append([f'batch-predict, {workers} actor(s)', f'{seconds:.1f}', f'{a.clips / seconds:.2f}', f'{a.clips / seconds / base:.2f}x',
+                     f'{a.clips / seconds / one_actor:.2f}x' if one_actor else '-', f'{memory:.0f}',
+                     ', '.join(f'{m:.0f}' for m in sorted(actors.actors.values())) or '-', 'same genres' if same else 'DIFFERENT genres'])
+    table(f'{a.clips} clips of 30 s, {a.model}: seconds, files/s, x predictors, x one actor, peak MB of the command's largest process and of each actor',
+          ['run', 's', 'files/s', 'x predictors', 'x 1 actor', 'largest process MB', 'actor MB', 'answers'], rows)
+    print("\nA batch-predict command pays for a local Ray's start (raylet, GCS, a worker per actor: about 10 s here) and each "
+          "actor's own imports and model; predictors already keeps both cores busy (onnxruntime's threads), and Ray's own "
+          'processes share the cores with the actors, so on one small machine Ray is for jobs that outgrow it, not for speed.')
 
 
 if __name__ == '__main__':

@@ -1,5 +1,5 @@
 "The notebook order is the dependency order: no module imports one made from a later notebook (lazy imports included)."
-import ast, re, subprocess, sys
+import ast, os, re, subprocess, sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'genre_classification'
@@ -72,3 +72,22 @@ def test_no_default_is_a_project_found_at_import_time():
             frozen += [f'{module}.{name}({p})' for p in inspect.signature(fn).parameters.values() if isinstance(p.default, ProjectPaths)]
     assert not frozen, frozen
     assert not [p.name for p in PACKAGE.glob('*.py') if re.search(r'ProjectPaths\s*=\s*ProjectPaths\(', p.read_text())]
+
+
+def test_without_torch_a_missing_default_model_is_one_line_that_says_what_to_do(tmp_path):
+    "A plain install (no `train` extra) with no real-music model yet: predictors and batch-predict say how to get one."
+    import soundfile as sf
+    from genre_classification.synth import synth_track
+    sf.write(tmp_path / 'song.wav', synth_track('jazz', 0, 3.0), 22050)
+    script = WITHOUT_TORCH + f'''
+from genre_classification.predict import predictors
+from genre_classification.cli import pipeline
+codes = [predictors([{str(tmp_path / 'song.wav')!r}]), pipeline(['batch-predict', {str(tmp_path / 'song.wav')!r}, '--output', 'out'])]
+assert 'torch' not in sys.modules and 'ray' not in sys.modules      # Ray is imported by the batch job itself, not before the model
+sys.exit(0 if codes == [2, 2] else 3)
+'''
+    env = {**os.environ, 'XDG_CACHE_HOME': str(tmp_path / 'cache')}
+    done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2 and all('needs PyTorch: pip install "genre_classification[train]"' in line for line in lines), lines
