@@ -99,7 +99,7 @@ def main():
         rows.append([f'batch-predict, {workers} actor(s)', f'{seconds:.1f}', f'{a.clips / seconds:.2f}', f'{a.clips / seconds / base:.2f}x',
                      f'{a.clips / seconds / one_actor:.2f}x' if one_actor else '-', f'{memory:.0f}',
                      ', '.join(f'{m:.0f}' for m in sorted(actors.actors.values())) or '-', 'same genres' if same else 'DIFFERENT genres'])
-    table(f'{a.clips} clips of 30 s, {a.model}: seconds, files/s, x predictors, x one actor, peak MB of the command's largest process and of each actor',
+    table(f'{a.clips} clips of 30 s, {a.model}: seconds, files/s, x predictors, x one actor, peak MB of the command (its largest process) and of each actor',
           ['run', 's', 'files/s', 'x predictors', 'x 1 actor', 'largest process MB', 'actor MB', 'answers'], rows)
     print("\nA batch-predict command pays for a local Ray's start (raylet, GCS, a worker per actor: about 10 s here) and each "
           "actor's own imports and model; predictors already keeps both cores busy (onnxruntime's threads), and Ray's own "
