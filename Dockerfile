@@ -11,6 +11,7 @@
 #   docker run --rm genre-classification                                   # pipeline --help
 #   docker run --rm -v $PWD/runs:/app/runs genre-classification papermill nbs/03_train.ipynb runs/03_train.ipynb -p model resnet18
 #   docker run --rm -v ~/Music:/music genre-classification predictors /music
+#   docker run --rm --shm-size=1g -v ~/Music:/music genre-classification pipeline batch-predict /music --output /music/genres   # Ray; also a node image
 #   docker run --rm -p 5001:5001 genre-classification pipeline serve --host 0.0.0.0       # HTTP: POST /invocations (MLflow)
 #   docker run --rm -p 7860:7860 genre-classification pipeline app --host 0.0.0.0         # the web demo
 # (serve and predictors make the real-music model on first start when the image holds none: the musicnn weights come
@@ -32,7 +33,7 @@ FROM awscli AS dl_pipelines
 COPY settings.ini setup.py README.md ./
 COPY genre_classification ./genre_classification
 # CPU wheels of torch (the image has no GPU runtime); everything else from PyPI.
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[train,dvc,app]"
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[train,dvc,app,batch]"
 COPY nbs ./nbs
 COPY .dvc ./.dvc
 # dvc.lock names the data and checkpoints of your last `dvc repro`; it is optional: the pattern dvc.loc[k] may match
