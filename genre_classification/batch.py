@@ -13,16 +13,16 @@ from typing import Annotated, Iterable, Literal
 import pandas as pd
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path
+from .core import BadInputError, ProjectPaths, Settings, check_params, default_workers, options_from, resolve_path
 from .data import AUDIO_EXTENSIONS, warn_unreadable
 from .predict import FilePrediction, PredictConfig, audio_files, default_model_file, open_predictor, predict_file
 
 # %% auto #0
 __all__ = ['LIST_SUFFIXES', 'LOCAL_OBJECT_STORE_BYTES', 'FILES_PER_BLOCK', 'RayAddress', 'RayWorkers', 'SHOWN_ERRORS',
            'listed_paths', 'batch_files', 'result_schema', 'result_row', 'FilePredictor', 'written_paths',
-           'read_results', 'ResultWriter', 'import_ray', 'check_reachable', 'ray_cluster', 'BatchSummary',
-           'path_blocks', 'batch_predict', 'BatchPredictConfig', 'batch_predict_cli', 'CacheFiller', 'EmbeddingsConfig',
-           'build_embeddings', 'build_embeddings_cli']
+           'check_same_model', 'read_results', 'ResultWriter', 'import_ray', 'check_reachable', 'ray_cluster',
+           'BatchSummary', 'path_blocks', 'batch_predict', 'BatchPredictConfig', 'batch_predict_cli', 'CacheFiller',
+           'EmbeddingsConfig', 'build_embeddings', 'build_embeddings_cli']
 
 # %% ../nbs/06a_batch.ipynb #84eb39bb
 LIST_SUFFIXES = ('.txt',)
@@ -89,6 +89,14 @@ def written_paths(output) -> set[str]:
     "The paths whose result rows are in the Parquet files of folder `output` already."
     import pyarrow.parquet as pq
     return {p for f in sorted(Path(output).glob('part-*.parquet')) for p in pq.read_table(f, columns=['path']).column('path').to_pylist()}
+
+def check_same_model(output, model_file) -> None:
+    "BadInputError if the results in folder `output` came from another model than `model_file` (resuming would mix two models)."
+    import pyarrow.parquet as pq
+    if not (parts := sorted(Path(output).glob('part-*.parquet'))): return
+    earlier = pq.read_schema(parts[0]).metadata[b'model_file'].decode()
+    if earlier != str(model_file):
+        raise BadInputError(f'holds results of another model ({earlier}): resume with that one (--model), or choose another folder', output)
 
 def read_results(output) -> pd.DataFrame:
     "Every result row in the Parquet files of folder `output`, sorted by path; the model's labels in `.attrs['labels']`."
@@ -161,7 +169,7 @@ def ray_cluster(address: str = '', workers: int = 0):
         except (ConnectionError, RuntimeError) as e:
             raise BadInputError(f"cannot connect to the Ray cluster at {address} ({str(e).splitlines()[0]}); is it up (`ray status`)? "
                                 'With token authentication (ray start does it since Ray 2.59) set RAY_AUTH_MODE=token here') from None
-    else: ray.init(num_cpus=workers or os.cpu_count(), object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False, **quiet)
+    else: ray.init(num_cpus=workers or default_workers(), object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False, **quiet)
     try: yield ray
     finally: ray.shutdown()
 
@@ -192,6 +200,7 @@ def batch_predict(inputs: Iterable, output, model: str = '', address: str = '', 
         raise BadInputError('holds batch results already: add --resume to go on with them, or choose another folder', output)
     if address: check_reachable(address)                                   # before the model is opened: a wrong address is quick to say
     model_file = Path(model).resolve() if model else default_model_file()
+    if resume: check_same_model(output, model_file)
     predictor = open_predictor(model_file, threads=1)
     schema = result_schema(predictor.classes, predictor.describe(), model_file)
     del predictor                                                          # the actors have their own; the driver only writes
@@ -202,9 +211,9 @@ def batch_predict(inputs: Iterable, output, model: str = '', address: str = '', 
         with ray_cluster(address, workers) as ray:
             n_actors = workers or max(1, int(ray.cluster_resources().get('CPU', 1)))
             ray.data.DataContext.get_current().enable_progress_bars = False      # ours counts files; Ray's counts blocks
-            rows = path_blocks(ray, todo, n_actors).map_batches(FilePredictor, batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=n_actors),
-                                     fn_constructor_kwargs=dict(model_file=str(model_file), top_k=top_k, threads=1, die_after=die_after,
-                                                                die_marker=str(output / '.died')))
+            actor = dict(model_file=str(model_file), top_k=top_k, threads=1, die_after=die_after, die_marker=str(output / '.died'))
+            rows = path_blocks(ray, todo, n_actors).map_batches(FilePredictor, fn_constructor_kwargs=actor, batch_size=1, num_cpus=1,
+                                                                compute=ray.data.ActorPoolStrategy(size=n_actors))
             with tqdm(total=len(files), initial=len(files) - len(todo), desc='batch-predict', unit='file', disable=not progress,
                       file=sys.stderr) as bar:
                 try:

@@ -329,10 +329,9 @@ def default_model_file(make: bool = True) -> Path:
         if candidate.is_file(): return candidate
     target = user_cache() / DEFAULT_MODEL_NAME
     if not make: raise BadInputError('no default model yet (run `make train`, or `predictors` once to make it)', target)
-    import importlib.util
-    if importlib.util.find_spec('torch') is None:      # training the feature MLP and exporting the tagger need it, once
-        raise BadInputError('no real-music model yet, and making it needs PyTorch: pip install "genre_classification[train]" once '
-                            '(or `make train`), or name a model file (--model)', target)
+    try: import torch                                   # training the feature MLP and exporting the tagger need it, once
+    except ImportError: raise BadInputError('no real-music model yet, and making it needs PyTorch: pip install "genre_classification[train]" once '
+                                            '(or `make train`), or name a model file (--model)', target) from None
     print(f'making the real-music default model once (musicnn tagger + feature MLP): {target}', file=sys.stderr)
     if not (features := user_cache() / FEATURE_MODEL_NAME).is_file(): make_feature_model(features)
     return make_real_music_model(user_cache())

@@ -89,6 +89,8 @@ def test_a_batch_of_bad_files_is_error_rows_and_resume_writes_nothing_new(tmp_pa
     assert (again.written, again.skipped, again.errors) == (0, 3, 3)
     assert sorted((tmp_path / 'out').iterdir()) == parts                       # not a file more
     with pytest.raises(BadInputError, match='--resume'): batch_predict([folder], tmp_path / 'out', model=model, progress=False)
+    with pytest.raises(BadInputError, match='another model'):                  # a table of two models' answers: refused
+        batch_predict([folder], tmp_path / 'out', model=str(served_models / 'real_music.json'), resume=True, progress=False)
 
 
 def test_resume_does_only_what_is_missing(tmp_path, served_models):
