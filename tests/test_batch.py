@@ -95,11 +95,11 @@ def test_a_batch_of_bad_files_is_error_rows_and_resume_writes_nothing_new(tmp_pa
 
 def test_resume_does_only_what_is_missing(tmp_path, served_models):
     songs = tmp_path / 'songs'; songs.mkdir()
-    for i in range(6): sf.write(songs / f'{i}.wav', synth_track('blues', i, 4.0), 22050)
+    for i in range(4): sf.write(songs / f'{i}.wav', synth_track('blues', i, 4.0), 22050)
     model = str(served_models / 'small_cnn.onnx')
-    batch_predict(sorted(songs.glob('[0-2].wav')), tmp_path / 'out', model=model, workers=2, progress=False)   # a job stopped half-way
+    batch_predict(sorted(songs.glob('[0-1].wav')), tmp_path / 'out', model=model, workers=2, progress=False)   # a job stopped half-way
     summary = batch_predict([songs], tmp_path / 'out', model=model, workers=2, resume=True, progress=False)
-    assert (summary.written, summary.skipped) == (3, 3)
+    assert (summary.written, summary.skipped) == (2, 2)
     assert sorted(read_results(tmp_path / 'out').path) == sorted(map(str, songs.glob('*.wav')))
 
 
@@ -127,8 +127,6 @@ def test_the_command_writes_parquet_says_where_and_exits_1_on_errors(tmp_path, s
     assert written_paths(tmp_path / 'out') == {str(songs / 'a.wav'), str(songs / 'notes.mp3')}
     again = subprocess.run(cmd + ['--resume'], capture_output=True, text=True, env=ENV, timeout=300)   # nothing to do: no Ray started
     assert again.returncode == 1 and '0 rows written' in again.stdout and '2 there already' in again.stdout
-    refused = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
-    assert refused.returncode == 2 and refused.stderr.count('\n') == 1 and '--resume' in refused.stderr
     nobody = subprocess.run(cmd + ['--resume', '--address', '127.0.0.1:1'], capture_output=True, text=True, env=ENV, timeout=120)
     assert nobody.returncode == 2 and nobody.stderr.count('\n') == 1 and 'nothing answers at 127.0.0.1:1' in nobody.stderr
 
