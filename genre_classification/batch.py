@@ -19,9 +19,9 @@ from .predict import FilePrediction, PredictConfig, audio_files, default_model_f
 
 # %% auto #0
 __all__ = ['LIST_SUFFIXES', 'LOCAL_OBJECT_STORE_BYTES', 'FILES_PER_BLOCK', 'RayAddress', 'RayWorkers', 'SHOWN_ERRORS',
-           'listed_paths', 'batch_files', 'result_schema', 'result_row', 'FilePredictor', 'written_paths',
+           'listed_paths', 'batch_files', 'result_schema', 'result_row', 'FilePredictor', 'written_rows',
            'check_same_model', 'read_results', 'ResultWriter', 'import_ray', 'check_reachable', 'ray_cluster',
-           'BatchSummary', 'path_blocks', 'batch_predict', 'BatchPredictConfig', 'batch_predict_cli', 'CacheFiller',
+           'BatchSummary', 'map_in_actors', 'batch_predict', 'BatchPredictConfig', 'batch_predict_cli', 'CacheFiller',
            'EmbeddingsConfig', 'build_embeddings', 'build_embeddings_cli']
 
 # %% ../nbs/06a_batch.ipynb #84eb39bb
@@ -85,10 +85,11 @@ class FilePredictor:
         return pa.Table.from_pylist(rows, schema=self.schema)
 
 # %% ../nbs/06a_batch.ipynb #5afbf955
-def written_paths(output) -> set[str]:
-    "The paths whose result rows are in the Parquet files of folder `output` already."
+def written_rows(output) -> dict[str, str | None]:
+    "The paths whose result rows are in the Parquet files of folder `output` already, each with its error (None: answered)."
     import pyarrow.parquet as pq
-    return {p for f in sorted(Path(output).glob('part-*.parquet')) for p in pq.read_table(f, columns=['path']).column('path').to_pylist()}
+    tables = [pq.read_table(f, columns=['path', 'error']) for f in sorted(Path(output).glob('part-*.parquet'))]   # two columns only
+    return {p: e for t in tables for p, e in zip(t.column('path').to_pylist(), t.column('error').to_pylist())}
 
 def check_same_model(output, model_file) -> None:
     "BadInputError if the results in folder `output` came from another model than `model_file` (resuming would mix two models)."
@@ -110,12 +111,12 @@ def read_results(output) -> pd.DataFrame:
 
 class ResultWriter:
     "Writes result tables to `output/part-NNNNN.parquet` atomically, every `rows_per_file` rows or `seconds` s; drops rows already written."
-    def __init__(self, output, schema, written: set[str] = frozenset(), rows_per_file: int = 500, seconds: float = 30.0):
+    def __init__(self, output, schema, written: Iterable[str] = (), rows_per_file: int = 500, seconds: float = 30.0):
         self.output, self.schema, self.rows_per_file, self.seconds = Path(output), schema, rows_per_file, seconds
         self.output.mkdir(parents=True, exist_ok=True)
         self.written, self.pending, self.last = set(written), [], time.monotonic()
         self.number = len(list(self.output.glob('part-*.parquet')))
-        self.rows = self.errors = 0
+        self.rows, self.failed = 0, {}              # rows written, and the paths among them with their errors
 
     def add(self, table) -> int:
         "Keep `table`'s rows whose paths are new; write a file when enough have gathered. How many rows were new."
@@ -133,7 +134,7 @@ class ResultWriter:
         hidden = self.output / f'.{target.name}.partial'          # a leading dot: Parquet readers skip it
         pq.write_table(pa.Table.from_pylist(self.pending, schema=self.schema), hidden)
         os.replace(hidden, target)
-        self.rows += len(self.pending); self.errors += sum(r['error'] is not None for r in self.pending)
+        self.rows += len(self.pending); self.failed.update((r['path'], r['error']) for r in self.pending if r['error'] is not None)
         self.number, self.pending = self.number + 1, []
 
 # %% ../nbs/06a_batch.ipynb #fd06ce96
@@ -161,6 +162,7 @@ def ray_cluster(address: str = '', workers: int = 0):
     "Ray connected to `address` (auto, ray://HOST:10001) with this package shipped to its workers, or a local Ray of `workers` CPUs."
     ray = import_ray()
     logging.getLogger('ray.data').setLevel(logging.WARNING)     # not a line per dataset: the command prints its own summary
+    ray.data.DataContext.get_current().enable_progress_bars = False   # ours count files; Ray's count blocks
     if ray.is_initialized(): yield ray; return
     quiet = dict(logging_level='WARNING', configure_logging=True)
     if address:
@@ -176,19 +178,23 @@ def ray_cluster(address: str = '', workers: int = 0):
 # %% ../nbs/06a_batch.ipynb #312b6cb8
 @dataclass
 class BatchSummary:
-    "What a batch job did: files asked for, rows written now, files skipped (already written), rows with an error in all, where."
+    "What a batch job did: files asked for, rows written now, files skipped (already written), the files with an error (this run's and earlier), where."
     files: int
     written: int
     skipped: int
-    errors: int
+    failed: dict[str, str]
     output: Path
+    @property
+    def errors(self) -> int: return len(self.failed)
 
 FILES_PER_BLOCK = 4   # small blocks: a task retried after an actor dies redoes few files, and every actor gets work
 
-def path_blocks(ray, paths: list[str], n_actors: int):
-    "A Ray dataset of `paths` (column `path`) in blocks of about `FILES_PER_BLOCK`, at least two per actor where there are enough paths."
-    blocks = min(len(paths), max(math.ceil(len(paths) / FILES_PER_BLOCK), 2 * n_actors))
-    return ray.data.from_items([{'path': p} for p in paths], override_num_blocks=blocks)
+def map_in_actors(ray, paths: list[str], actor: type, workers: int = 0, **constructor_kwargs):
+    "`paths` (a column `path`, in blocks of about `FILES_PER_BLOCK`) mapped by a pool of `workers` `actor`s of one CPU each (0: one per CPU)."
+    n_actors = workers or max(1, int(ray.cluster_resources().get('CPU', 1)))
+    blocks = min(len(paths), max(math.ceil(len(paths) / FILES_PER_BLOCK), 2 * n_actors))   # at least two per actor where there are enough
+    return ray.data.from_items([{'path': p} for p in paths], override_num_blocks=blocks).map_batches(
+        actor, fn_constructor_kwargs=constructor_kwargs, batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=n_actors))
 
 def batch_predict(inputs: Iterable, output, model: str = '', address: str = '', workers: int = 0, resume: bool = False,
                   top_k: int = 3, progress: bool = True, die_after: int = 0) -> BatchSummary:
@@ -204,23 +210,20 @@ def batch_predict(inputs: Iterable, output, model: str = '', address: str = '', 
     predictor = open_predictor(model_file, threads=1)
     schema = result_schema(predictor.classes, predictor.describe(), model_file)
     del predictor                                                          # the actors have their own; the driver only writes
-    done = written_paths(output) if resume else set()
+    done = written_rows(output) if resume else {}
     todo = [f for f in files if f not in done]
     writer = ResultWriter(output, schema, done)
     if todo:
         with ray_cluster(address, workers) as ray:
-            n_actors = workers or max(1, int(ray.cluster_resources().get('CPU', 1)))
-            ray.data.DataContext.get_current().enable_progress_bars = False      # ours counts files; Ray's counts blocks
-            actor = dict(model_file=str(model_file), top_k=top_k, threads=1, die_after=die_after, die_marker=str(output / '.died'))
-            rows = path_blocks(ray, todo, n_actors).map_batches(FilePredictor, fn_constructor_kwargs=actor, batch_size=1, num_cpus=1,
-                                                                compute=ray.data.ActorPoolStrategy(size=n_actors))
+            rows = map_in_actors(ray, todo, FilePredictor, workers, model_file=str(model_file), top_k=top_k, threads=1,
+                                 die_after=die_after, die_marker=str(output / '.died'))
             with tqdm(total=len(files), initial=len(files) - len(todo), desc='batch-predict', unit='file', disable=not progress,
                       file=sys.stderr) as bar:
                 try:
                     for table in rows.iter_batches(batch_size=None, batch_format='pyarrow'): bar.update(writer.add(table))
                 finally: writer.flush()                            # interrupted or not: what arrived is kept
-    errors = sum(r is not None for r in read_results(output).query('path in @files').error)
-    return BatchSummary(len(files), writer.rows, len(files) - len(todo), errors, output)
+    failed = {f: done[f] for f in files if done.get(f) is not None} | writer.failed
+    return BatchSummary(len(files), writer.rows, len(files) - len(todo), failed, output)
 
 # %% ../nbs/06a_batch.ipynb #b518cb26
 RayAddress = Annotated[str, Field(description='the Ray cluster: auto (the one this machine joined), ray://HOST:10001, or empty: a local Ray')]
@@ -246,10 +249,8 @@ def batch_predict_cli(**settings) -> int:
                       cfg.workers, cfg.resume, cfg.top_k)
     print(f'{s.files} files: {s.written} rows written to {s.output}' + (f', {s.skipped} there already' if s.skipped else '') +
           (f'; {s.errors} with an error' if s.errors else ''))
-    if s.errors:
-        failed = read_results(s.output).dropna(subset=['error'])
-        for r in failed.head(SHOWN_ERRORS).itertuples(): print(f'batch-predict: {r.path}: {r.error}', file=sys.stderr)
-        if len(failed) > SHOWN_ERRORS: print(f'batch-predict: ... and {len(failed) - SHOWN_ERRORS} more (the error column)', file=sys.stderr)
+    for path, error in list(s.failed.items())[:SHOWN_ERRORS]: print(f'batch-predict: {path}: {error}', file=sys.stderr)
+    if s.errors > SHOWN_ERRORS: print(f'batch-predict: ... and {s.errors - SHOWN_ERRORS} more (the error column)', file=sys.stderr)
     return 1 if s.errors else 0
 
 # %% ../nbs/06a_batch.ipynb #6e806567
@@ -271,11 +272,10 @@ class CacheFiller:
     def fill(self, path: str) -> tuple[str, int]:
         "The cache file of `path` and its length (patches or frames), computed unless cached."
         import numpy as np
-        if self.kind == 'musicnn': target = self.embeddings.file_of(path)
-        else:
-            from genre_classification.features import cache_file, cached_log_mel
-            cached_log_mel(path, self.audio, self.cache_dir); target = cache_file(self.cache_dir, path, self.audio)
-        return str(target), int(np.load(target, mmap_mode='r').shape[0 if self.kind == 'musicnn' else 1])
+        from genre_classification.features import cache_file, cache_log_mel
+        if self.kind == 'logmel': return cache_log_mel(path, self.audio, cache_file(self.cache_dir, path, self.audio))
+        target = self.embeddings.file_of(path)
+        return str(target), int(np.load(target, mmap_mode='r').shape[0])
 
     def __call__(self, batch: dict) -> dict:
         "One row per path of `batch['path']`: its cache file and length, or the reason it has none."
@@ -306,11 +306,7 @@ def build_embeddings(cfg: EmbeddingsConfig, paths: ProjectPaths | None = None, p
     tracks = find_tracks(root).path.tolist()
     weights = str(resolve_path(cfg.musicnn_weights, paths)) if cfg.musicnn_weights else ''
     with ray_cluster(cfg.address, cfg.workers) as ray:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        n_actors = cfg.workers or max(1, int(ray.cluster_resources().get('CPU', 1)))
-        filled = path_blocks(ray, tracks, n_actors).map_batches(
-            CacheFiller, batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=n_actors),
-            fn_constructor_kwargs=dict(kind=cfg.kind, cache_dir=str(paths.cache), n_mels=cfg.n_mels, weights=weights))
+        filled = map_in_actors(ray, tracks, CacheFiller, cfg.workers, kind=cfg.kind, cache_dir=str(paths.cache), n_mels=cfg.n_mels, weights=weights)
         parts = []
         with tqdm(total=len(tracks), desc=f'{cfg.kind} cache', unit='file', disable=not progress, file=sys.stderr) as bar:
             for part in filled.iter_batches(batch_size=None, batch_format='pandas'): parts.append(part); bar.update(len(part))

@@ -22,8 +22,8 @@ __all__ = ['LIBROSA_GUFUNC_MODULES', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'F
            'median_filter_1d', 'hpss_parts', 'kaggle_features', 'feature_mismatches', 'clip_feature_rows',
            'extract_features', 'read_feature_table', 'power_to_db', 'log_mel', 'stream_mel_power', 'stream_log_mel',
            'segment_input', 'window', 'track_windows', 'spectrogram_key', 'cache_file', 'cached_log_mel',
-           'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image', 'image_name', 'create_image_features',
-           'extract_features_cli', 'create_image_features_from_audio']
+           'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image', 'image_name',
+           'create_image_features', 'extract_features_cli', 'create_image_features_from_audio']
 
 # %% ../nbs/02_features.ipynb #938ecc2a
 LIBROSA_GUFUNC_MODULES = ('librosa.util.utils', 'librosa.core.audio', 'librosa.core.pitch')
@@ -250,10 +250,12 @@ def cached_log_mel(path, cfg: AudioConfig, cache_dir) -> np.ndarray:
 # %% ../nbs/02_features.ipynb #cba3bd0e
 def _frames(target: Path) -> int: return int(np.load(target, mmap_mode='r').shape[1])
 
-def _cache_one(job: tuple) -> tuple[str, int]:
-    path, cfg, target = job
+def cache_log_mel(path, cfg: AudioConfig, target: Path) -> tuple[str, int]:
+    "Compute audio file `path`'s log-mel into cache file `target` (from `cache_file`) unless it is there; the file and its frames."
     if not target.exists(): _store(target, log_mel(load_audio(path, cfg.sample_rate), cfg))
     return str(target), _frames(target)
+
+def _cache_one(job: tuple) -> tuple[str, int]: return cache_log_mel(*job)
 
 def build_log_mel_cache(tracks: pd.DataFrame, cfg: AudioConfig, cache_dir, n_workers: int | None = None,
                         progress: bool = True) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from genre_classification.synth import make_default_dataset, synth_track
 
 if os.environ.get('CI'): import ray        # the `batch` extra: `make test` installs it, so CI must have it
 else: ray = pytest.importorskip('ray')
-from genre_classification.batch import EmbeddingsConfig, batch_predict, build_embeddings, read_results, written_paths
+from genre_classification.batch import EmbeddingsConfig, batch_predict, build_embeddings, read_results, written_rows
 
 PYTHON = sys.executable
 ENV = {**os.environ, 'PATH': f"{Path(PYTHON).parent}:{os.environ['PATH']}"}
@@ -124,7 +124,7 @@ def test_the_command_writes_parquet_says_where_and_exits_1_on_errors(tmp_path, s
     assert f"2 files: 2 rows written to {tmp_path / 'out'}; 1 with an error" in done.stdout
     assert sum('notes.mp3' in line and 'not a readable audio file' in line for line in done.stderr.splitlines()) == 1
     assert 'Traceback' not in done.stderr
-    assert written_paths(tmp_path / 'out') == {str(songs / 'a.wav'), str(songs / 'notes.mp3')}
+    assert set(written_rows(tmp_path / "out")) == {str(songs / "a.wav"), str(songs / "notes.mp3")}
     again = subprocess.run(cmd + ['--resume'], capture_output=True, text=True, env=ENV, timeout=300)   # nothing to do: no Ray started
     assert again.returncode == 1 and '0 rows written' in again.stdout and '2 there already' in again.stdout
     nobody = subprocess.run(cmd + ['--resume', '--address', '127.0.0.1:1'], capture_output=True, text=True, env=ENV, timeout=120)
