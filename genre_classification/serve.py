@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from .core import BadInputError, ProjectPaths, TrackingUri, resolve_path
-from .predict import DEFAULT_MODEL_NAME, open_predictor
+from .predict import DEFAULT_MODEL_NAME, open_predictor, predict_file
 
 # %% auto #0
 __all__ = ['MAX_AUDIO_MB', 'REGISTERED_NAME', 'audio_bytes', 'RequestError', 'GenreClassifierModel', 'answer_schema',
@@ -57,11 +57,10 @@ class GenreClassifierModel(mlflow.pyfunc.PythonModel):
         "The answer for one row's `audio` field."
         with tempfile.NamedTemporaryFile(suffix='.audio') as f:       # the data layer recognises formats by their content
             f.write(audio_bytes(value)); f.flush()
-            probs, seconds, _ = self.predictor.window_outputs(f.name)
-        mean = probs.mean(0); best = int(mean.argmax())
-        return {'genre': self.predictor.classes[best], 'probability': round(float(mean[best]), 4),
-                'probabilities': [round(float(p), 4) for p in mean], 'seconds': round(seconds, 2),
-                'model': self.name, 'model_version': self.version, 'error': None}
+            r = predict_file(f.name, self.predictor, top_k=1)          # the answer `predictors` gives, every genre's probability in it
+        if r.error: raise BadInputError(r.error)
+        return {'genre': r.genre, 'probability': r.probability, 'probabilities': [round(p, 4) for p in r.probabilities],
+                'seconds': r.seconds, 'model': self.name, 'model_version': self.version, 'error': None}
 
     def failed(self, reason: str) -> dict:
         "The answer for a row that has none: every field of an answer, `error` set."
