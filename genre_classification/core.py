@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['GENRES', 'Device', 'TrackingUri', 'Experiment', 'Seed', 'Split', 'TracksPerGenre', 'ClipSeconds', 'Workers',
            'THREAD_LIMITS', 'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig',
-           'project_root', 'ProjectPaths', 'resolve_path', 'user_cache', 'sha1_file', 'fingerprint', 'write_report',
-           'seed_everything', 'pick_device', 'default_workers', 'chunked', 'map_in_processes', 'Option',
+           'project_root', 'ProjectPaths', 'resolve_path', 'user_cache', 'sha1_file', 'fingerprint', 'atomic_write',
+           'write_report', 'seed_everything', 'pick_device', 'default_workers', 'chunked', 'map_in_processes', 'Option',
            'command_parser', 'run_command', 'options_from']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
@@ -139,16 +139,36 @@ def fingerprint(items: Iterable[str]) -> str:
     "One short hash of many strings (e.g. file hashes), independent of their order."
     return hashlib.sha1('\n'.join(sorted(items)).encode()).hexdigest()[:16]
 
+# %% ../nbs/00_core.ipynb #270644c0
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+@contextmanager
+def atomic_write(target: str | os.PathLike, suffix: str = '', durable: bool = False) -> Iterator[Path]:
+    "A hidden temporary path beside `target` to write to: renamed onto `target` when the block succeeds, removed when it fails."
+    target = Path(target); target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f'.{target.name}.{os.getpid()}.partial{suffix}')   # a leading dot: folder listings skip it
+    try:
+        yield partial
+        if durable and partial.is_file(): _fsync(partial)
+        if partial.is_dir() and target.is_dir(): shutil.rmtree(target)          # a folder replaces a folder as a whole
+        os.replace(partial, target)
+        if durable: _fsync(target.parent)
+    finally:
+        if partial.is_dir(): shutil.rmtree(partial, ignore_errors=True)
+        else: partial.unlink(missing_ok=True)
+
 # %% ../nbs/00_core.ipynb #446d80cf
 def write_report(path: str | os.PathLike, content: dict | Any) -> Path:
     "Write `content` to `path`: a dict as JSON, a pandas DataFrame as CSV (no index); atomically. Returns `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + '.partial')
-    if isinstance(content, dict): partial.write_text(json.dumps(content, indent=1, sort_keys=True) + '\n')
-    elif hasattr(content, 'to_csv'): content.to_csv(partial, index=False)
-    else: raise TypeError(f'write_report takes a dict or a DataFrame, not {type(content).__name__}')
-    os.replace(partial, path)
-    return path
+    if not (isinstance(content, dict) or hasattr(content, 'to_csv')):
+        raise TypeError(f'write_report takes a dict or a DataFrame, not {type(content).__name__}')
+    with atomic_write(path) as partial:
+        if isinstance(content, dict): partial.write_text(json.dumps(content, indent=1, sort_keys=True) + '\n')
+        else: content.to_csv(partial, index=False)
+    return Path(path)
 
 # %% ../nbs/00_core.ipynb #ada78b50
 def seed_everything(seed: int) -> None:
