@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #4f9f8106
 from __future__ import annotations
-import argparse, copy, hashlib, inspect, json, multiprocessing, os, random, shutil, sys, threading, time, typing, warnings
+import argparse, copy, functools, hashlib, inspect, json, multiprocessing, os, random, shutil, sys, threading, time, typing, warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -244,10 +244,15 @@ def _environment(**values: str):
 # the modules whose functions run per file in workers (imported once, by the fork server)
 WORKER_MODULES = ('genre_classification.synth', 'genre_classification.features')
 
+def _module_of(fn: Callable) -> str:
+    "The module that defines `fn` (for a `functools.partial`, its function's)."
+    while isinstance(fn, functools.partial): fn = fn.func
+    return getattr(fn, '__module__', '') or ''
+
 def _fork_server_context(fn: Callable):
     "The forkserver context, its server started (once per process) with `WORKER_MODULES` and `fn`'s module imported."
     context = multiprocessing.get_context('forkserver')
-    context.set_forkserver_preload(list(dict.fromkeys([*WORKER_MODULES, fn.__module__])))
+    context.set_forkserver_preload(list(dict.fromkeys([*WORKER_MODULES, _module_of(fn)])))
     from multiprocessing import forkserver
     with _environment(**THREAD_LIMITS): forkserver.ensure_running()     # the server and its children inherit the limits
     return context
@@ -281,7 +286,7 @@ def map_in_processes(fn: Callable, items: Iterable, n_workers: int | None = None
         # forkserver: forking a process that runs threads (torch, MLflow, the pool's own) can deadlock the child. A function
         # defined in a notebook (module __main__) cannot be imported by a forkserver child, so those still fork.
         main_file = getattr(sys.modules.get('__main__'), '__file__', None)   # '<stdin>' for `python - < script`: not re-runnable
-        forks = getattr(fn, '__module__', '') == '__main__' or (main_file and not os.path.exists(main_file))
+        forks = _module_of(fn) == '__main__' or (main_file and not os.path.exists(main_file))
         context = multiprocessing.get_context('fork') if forks else _fork_server_context(fn)
         with ProcessPoolExecutor(n_workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
             with nullcontext() if forks else _script_not_rerun():     # workers start as the first chunks are submitted

@@ -5,8 +5,9 @@
 # %% ../nbs/02_features.ipynb #e127fe84
 from __future__ import annotations
 import functools, json, os, warnings
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import bottleneck as bn
 import librosa
@@ -14,16 +15,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .core import AudioConfig, BadInputError, Workers, fingerprint, map_in_processes, sha1_file
+from .core import AudioConfig, BadInputError, Workers, atomic_write, fingerprint, map_in_processes, sha1_file
 from .data import SAMPLE_RATE, find_tracks, load_audio, stream_audio, track_id_of, warn_unreadable
 
 # %% auto #0
 __all__ = ['LIBROSA_GUFUNC_MODULES', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'compile_librosa_gufuncs',
            'median_filter_1d', 'hpss_parts', 'kaggle_features', 'feature_mismatches', 'clip_feature_rows',
            'extract_features', 'read_feature_table', 'power_to_db', 'log_mel', 'stream_mel_power', 'stream_log_mel',
-           'segment_input', 'window', 'track_windows', 'spectrogram_key', 'cache_file', 'cached_log_mel',
-           'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image', 'image_name',
-           'create_image_features', 'extract_features_cli', 'create_image_features_from_audio']
+           'segment_input', 'window', 'track_windows', 'spectrogram_key', 'cache_file', 'store_array', 'cached_log_mel',
+           'build_cache', 'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image',
+           'image_name', 'create_image_features', 'extract_features_cli', 'create_image_features_from_audio']
 
 # %% ../nbs/02_features.ipynb #938ecc2a
 LIBROSA_GUFUNC_MODULES = ('librosa.util.utils', 'librosa.core.audio', 'librosa.core.pitch')
@@ -233,47 +234,50 @@ def cache_file(cache_dir, path, cfg: AudioConfig) -> Path:
     digest = sha1_file(path)
     return Path(cache_dir) / 'logmel' / spectrogram_key(cfg) / digest[:2] / f'{digest}.npy'
 
-def _store(target: Path, spec: np.ndarray) -> None:
-    "Save `spec` to `target` under a temporary name, then rename: readers never see half a file."
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_suffix(f'.{os.getpid()}.part')
-    with open(part, 'wb') as f: np.save(f, spec)
-    os.replace(part, target)
+def store_array(target: Path, array: np.ndarray) -> None:
+    "Save `array` as the `.npy` file `target`, atomically: a reader never sees half a file."
+    with atomic_write(target) as tmp, open(tmp, 'wb') as f: np.save(f, array)
 
 def cached_log_mel(path, cfg: AudioConfig, cache_dir) -> np.ndarray:
     "The log-mel of audio file `path`: read from the cache, or computed, cached and returned."
     target = cache_file(cache_dir, path, cfg)
     if target.exists(): return np.load(target)
-    _store(target, spec := log_mel(load_audio(path, cfg.sample_rate), cfg))
+    store_array(target, spec := log_mel(load_audio(path, cfg.sample_rate), cfg))
     return spec
 
 # %% ../nbs/02_features.ipynb #cba3bd0e
-def _frames(target: Path) -> int: return int(np.load(target, mmap_mode='r').shape[1])
+def _length(target, axis: int) -> int: return int(np.load(target, mmap_mode='r').shape[axis])
+
+def _fill(compute: Callable, job: tuple) -> None: compute(*job)
+
+def build_cache(tracks: pd.DataFrame, target_of: Callable, compute: Callable, columns: tuple[str, str], axis: int = 0,
+                n_workers: int | None = None, desc: str = 'cache', progress: bool = True) -> pd.DataFrame:
+    "`tracks` with `columns` (cache file, length along `axis`): `compute(path, target)` fills each `target_of(path)` not cached yet; unreadable tracks are dropped."
+    targets, failed = {}, {}
+    for p in tracks.path:                     # hits are settled here: hashing a file is cheaper than sending it to a worker
+        try: targets[p] = target_of(p)
+        except OSError as e: failed[p] = f'cannot be read ({e.strerror})'
+    missing = [(p, t) for p, t in targets.items() if not t.exists()]
+    for (p, _), _, err in map_in_processes(partial(_fill, compute), missing, n_workers, desc=desc, progress=progress):
+        if err: failed[p] = err.reason; del targets[p]
+    warn_unreadable(failed, 'are left out')
+    out = tracks[tracks.path.isin(targets)].copy()
+    out[columns[0]] = [str(targets[p]) for p in out.path]
+    out[columns[1]] = [_length(targets[p], axis) for p in out.path]
+    return out.reset_index(drop=True)
 
 def cache_log_mel(path, cfg: AudioConfig, target: Path) -> tuple[str, int]:
     "Compute audio file `path`'s log-mel into cache file `target` (from `cache_file`) unless it is there; the file and its frames."
-    if not target.exists(): _store(target, log_mel(load_audio(path, cfg.sample_rate), cfg))
-    return str(target), _frames(target)
+    if not target.exists(): store_array(target, log_mel(load_audio(path, cfg.sample_rate), cfg))
+    return str(target), _length(target, 1)
 
-def _cache_one(job: tuple) -> tuple[str, int]: return cache_log_mel(*job)
+def _log_mel_into(cfg: AudioConfig, path, target: Path) -> None: cache_log_mel(path, cfg, target)
 
 def build_log_mel_cache(tracks: pd.DataFrame, cfg: AudioConfig, cache_dir, n_workers: int | None = None,
                         progress: bool = True) -> pd.DataFrame:
     "`tracks` with `cache_file` and `frames` columns, computing the log-mels not yet in `cache_dir`; unreadable tracks are dropped."
-    results, failed, jobs = {}, {}, []
-    for p in tracks.path:                     # hits are settled here: hashing a file is cheaper than sending it to a worker
-        try: target = cache_file(cache_dir, p, cfg)
-        except OSError as e: failed[p] = f'cannot be read ({e.strerror})'; continue
-        if target.exists(): results[p] = (str(target), _frames(target))
-        else: jobs.append((p, cfg, target))
-    for job, res, err in map_in_processes(_cache_one, jobs, n_workers, desc='log-mel cache', progress=progress):
-        if err: failed[job[0]] = err.reason
-        else: results[job[0]] = res
-    warn_unreadable(failed, 'are left out')
-    out = tracks[tracks.path.isin(results)].copy()
-    out['cache_file'] = [results[p][0] for p in out.path]
-    out['frames'] = [results[p][1] for p in out.path]
-    return out.reset_index(drop=True)
+    return build_cache(tracks, partial(cache_file, cache_dir, cfg=cfg), partial(_log_mel_into, cfg), ('cache_file', 'frames'), axis=1,
+                       n_workers=n_workers, desc='log-mel cache', progress=progress)
 
 # %% ../nbs/02_features.ipynb #b01625be
 def spectrogram_image(spec: np.ndarray, top_db: float = 80.0) -> Image.Image:
@@ -294,10 +298,8 @@ def image_name(track_id: str) -> str:
 def _write_image(job: tuple) -> str:
     path, target, cfg = job
     if not Path(target).exists():
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        part = Path(target).with_suffix(f'.{os.getpid()}.part.png')
-        spectrogram_image(log_mel(load_audio(path, cfg.sample_rate), cfg), cfg.top_db).save(part)
-        os.replace(part, target)
+        with atomic_write(target, suffix='.png') as partial_png:     # PIL picks the format by the extension
+            spectrogram_image(log_mel(load_audio(path, cfg.sample_rate), cfg), cfg.top_db).save(partial_png)
     return target
 
 def create_image_features(tracks: pd.DataFrame, image_dir, cfg: AudioConfig = AudioConfig(),

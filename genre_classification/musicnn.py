@@ -5,6 +5,7 @@
 # %% ../nbs/02b_musicnn.ipynb #966d9f11
 from __future__ import annotations
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import BadInputError, sha1_file
+from .features import build_cache, store_array
 from .pretrained import (MUSICNN_MODELS, MUSICNN_PATCH_FRAMES, checkpoint_index, musicnn_input_of_file,
                                              musicnn_weights_dir, read_checkpoint)
 
@@ -217,24 +219,14 @@ class EmbeddingCache:
 
     def file_of(self, path) -> Path:
         "The cache file of audio file `path`'s embeddings (patches × 400), computed now if it is not cached yet."
-        from genre_classification.features import _store
         target = embedding_cache_file(self.cache_dir, path)
         if not target.exists():
             self.pair = self.pair or MusicnnPair({m: load_musicnn(m, self.weights) for m in MUSICNN_MODELS}).eval()
-            _store(target, patch_embeddings(self.pair, musicnn_input_of_file(path)))
+            store_array(target, patch_embeddings(self.pair, musicnn_input_of_file(path)))
         return target
 
 def build_embedding_cache(tracks, cache_dir, weights=None, progress: bool = True):
     "`tracks` (a DataFrame with `path`) with `embedding_file` and `patches` columns; embeddings not yet cached are computed, unreadable tracks dropped."
-    from tqdm.auto import tqdm
-    from genre_classification.data import warn_unreadable
-    files, failed, cache = {}, {}, EmbeddingCache(cache_dir, weights)
-    for p in tqdm(tracks.path, desc='musicnn embeddings', unit='file', disable=not progress):
-        try: files[p] = cache.file_of(p)
-        except OSError as e: failed[p] = f'cannot be read ({e.strerror})'
-        except BadInputError as e: failed[p] = e.reason
-    warn_unreadable(failed, 'are left out')
-    out = tracks[tracks.path.isin(files)].copy()
-    out['embedding_file'] = [str(files[p]) for p in out.path]
-    out['patches'] = [int(np.load(files[p], mmap_mode='r').shape[0]) for p in out.path]
-    return out.reset_index(drop=True)
+    cache = EmbeddingCache(cache_dir, weights)       # in this process (n_workers=1): it holds the taggers, loaded once
+    return build_cache(tracks, partial(embedding_cache_file, cache_dir), lambda path, target: cache.file_of(path),
+                       ('embedding_file', 'patches'), n_workers=1, desc='musicnn embeddings', progress=progress)

@@ -1,5 +1,7 @@
-"Every benchmark script runs and prints its tables (tiny sizes; the figures themselves come from `make bench`)."
-import subprocess, sys
+"""Every benchmark script runs at a tiny size and prints the tables and figures `make bench` reads (the figures themselves
+come from `make bench`; here only their presence, their shape and what must hold whatever the machine: answers that agree,
+ratios that match their own figures, accuracies that are accuracies)."""
+import math, re, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,96 @@ SMOKE = {'features.py': ['--clips', '4', '--runs', '1', '--memory-clips', '0'],
                     '--accuracy-models', 'small_cnn', '--tracks-per-genre', '3', '--workers', '1', '2', '--clips', '20',
                     '--cache-clips', '20', '--feature-clips', '4']}
 
+# the tables each script prints (a word of each title) and the columns each must have
+TABLES = {'features.py': {'Kaggle features': ['way', 'clips/s', 'ratio']},
+          'training.py': {'input pipeline': ['route', 'samples/s'], 'training step': []},
+          'data_steps.py': {'data steps': ['step', 'workers', 'seconds', 'clips/s', 'speed-up']},
+          'batch.py': {'clips of 30 s': ['run', 's', 'files/s', 'x predictors', 'answers']},
+          'gpu.py': {'training step': [], 'main job accuracy': [], 'data steps': ['step', 'workers', 'speed-up']}}
+
+
+def tables(out: str) -> dict[str, list[dict[str, str]]]:
+    "The tables `benchmarks/common.table` printed in `out`: title → rows as {column: cell}, split where the dashes are."
+    lines, found = out.splitlines(), {}
+    for i, line in enumerate(lines):
+        if not (i >= 2 and re.fullmatch(r'  -+(  -+)*', line)): continue
+        spans = [m.span() for m in re.finditer(r'-+', line)]
+        cut = lambda text: [text[a:(spans[j + 1][0] if j + 1 < len(spans) else None)].strip() for j, (a, _) in enumerate(spans)]
+        header, rows = cut(lines[i - 1]), []
+        for row in lines[i + 1:]:
+            if not row.startswith('  ') or not all(row[a - 2:a] == '  ' for a, _ in spans[1:] if a < len(row)): break   # prose after it
+            rows.append(dict(zip(header, cut(row))))
+        found[lines[i - 2]] = rows
+    return found
+
+
+def table_named(found: dict, word: str) -> list[dict[str, str]]:
+    titles = [t for t in found if word in t]
+    assert titles, f'no table titled with {word!r} in {list(found)}'
+    return found[titles[0]]
+
+
+def number(cell: str) -> float:
+    "The leading figure of a cell ('1.23', '2.0x', '0.5 (0.4–0.6) s')."
+    return float(re.match(r'\s*(-?[\d.]+(?:e[-+]?\d+)?)', cell).group(1))
+
+
+def figures(out: str, unit: str) -> list[float]:
+    return [float(v) for v in re.findall(rf'(\d+(?:\.\d+)?) ?{re.escape(unit)}\b', out)]
+
+
+def check_features(out: str, found: dict) -> None:
+    reference, ours = table_named(found, 'Kaggle features')
+    test_ratio = number(ours['clips/s']) / number(reference['clips/s'])
+    assert math.isclose(number(ours['ratio']), test_ratio, rel_tol=0.1, abs_tol=0.1), (ours, reference)
+    mismatches, values = map(int, re.search(r'parity .*: (\d+) mismatches in (\d+) values', out).groups())
+    assert values > 0 and mismatches <= 0.1 * values, out        # our features are librosa's (a few near-zero MFCCs aside)
+
+
+def check_main_job(out: str, found: dict) -> None:
+    accuracy, f1 = map(float, re.search(r'test track accuracy ([\d.]+), macro-F1 ([\d.]+)', out).groups())
+    assert 0 <= accuracy <= 1 and 0 <= f1 <= 1
+
+
+def check_predict(out: str, found: dict) -> None:
+    rates = figures(out, 'files/s')
+    assert len(rates) >= 4 and all(r > 0 for r in rates), rates                 # ONNX folder, tagger, real-music, command
+    assert figures(out, 'MB') and all(m > 0 for m in figures(out, 'MB'))
+
+
+def check_batch(out: str, found: dict) -> None:
+    rows = table_named(found, 'clips of 30 s')
+    assert [r['run'] for r in rows] == ['predictors (one process)', 'batch-predict, 1 actor(s)'], rows
+    assert rows[1]['answers'] == 'same genres', rows                           # Ray's answers are predictors'
+    assert math.isclose(number(rows[1]['x predictors']), number(rows[1]['files/s']) / number(rows[0]['files/s']), rel_tol=0.05, abs_tol=0.02)
+
+
+def check_data_steps(out: str, found: dict) -> None:
+    rows = table_named(found, 'data steps')
+    assert {r['workers'] for r in rows} == {'1', '2'} and all(number(r['clips/s']) > 0 for r in rows), rows
+    assert all(r['speed-up'].startswith('1.0') for r in rows if r['workers'] == '1'), rows
+
+
+CHECKS = {'features.py': check_features, 'main_job.py': check_main_job, 'predict.py': check_predict,
+          'batch.py': check_batch, 'data_steps.py': check_data_steps}
+
+
+def test_table_reader():
+    out = 'intro\n\nspeed\n  way  files/s  ratio\n  ---  -------  -----\n  a    1.50     1.0x\n  b c  3.0      2.0x\n\nafter'
+    assert tables(out) == {'speed': [{'way': 'a', 'files/s': '1.50', 'ratio': '1.0x'}, {'way': 'b c', 'files/s': '3.0', 'ratio': '2.0x'}]}
+    assert number('0.5 (0.4–0.6) s') == 0.5 and figures('3 files/s, 2.5 files/s', 'files/s') == [3, 2.5]
+
 
 @pytest.mark.parametrize('script', sorted(SMOKE))
-def test_benchmark_runs(script, tmp_path):
+def test_benchmark_prints_its_figures(script, tmp_path):
     done = subprocess.run([sys.executable, str(BENCH / script), *SMOKE[script]], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count('\n') >= 5 and ('x' in done.stdout)
+    found = tables(done.stdout)
+    for word, columns in TABLES.get(script, {}).items():
+        rows = table_named(found, word)
+        assert rows and all(set(columns) <= set(r) for r in rows), (word, rows)
+    for title, rows in found.items():           # every figure a table shows is a number, and none is NaN
+        for row in rows:
+            for column, cell in row.items():
+                if cell != '-' and re.search(r'/s|seconds|speed-up|ratio|^x ', column): assert math.isfinite(number(cell)) and number(cell) >= 0, (title, row)
+    if script in CHECKS: CHECKS[script](done.stdout, found)
