@@ -36,7 +36,8 @@ def tables(out: str) -> dict[str, list[dict[str, str]]]:
         cut = lambda text: [text[a:(spans[j + 1][0] if j + 1 < len(spans) else None)].strip() for j, (a, _) in enumerate(spans)]
         header, rows = cut(lines[i - 1]), []
         for row in lines[i + 1:]:
-            if not row.startswith('  ') or not all(row[a - 2:a] == '  ' for a, _ in spans[1:] if a < len(row)): break   # prose after it
+            aligned = len(row) >= spans[-1][0] and all(row[a - 2:a] == '  ' for a, _ in spans[1:])   # rows are padded to full width
+            if not row.startswith('  ') or not aligned: break          # the prose after the table
             rows.append(dict(zip(header, cut(row))))
         found[lines[i - 2]] = rows
     return found
