@@ -9,7 +9,16 @@ import numpy as np
 from scipy.signal import butter, sosfilt, fftconvolve
 
 # %% auto #0
-__all__ = []
+__all__ = ['show_clip']
+
+# %% ../../nbs/01a_synth_sound.ipynb #1eac870e
+def show_clip(audio: np.ndarray, title: str, sr: int = 22050) -> None:
+    "Show `audio` as a small log-mel spectrogram titled `title`."
+    import librosa, librosa.display, matplotlib.pyplot as plt      # only when drawing: the synthesiser needs neither
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio, sr=sr, n_mels=64), ref=np.max)
+    fig, ax = plt.subplots(figsize=(6, 2), dpi=60)                   # small PNGs: the notebooks are committed with their outputs
+    librosa.display.specshow(mel, sr=sr, x_axis='time', y_axis='mel', ax=ax)
+    ax.set_title(title, fontsize=9); plt.tight_layout(); plt.show(); plt.close(fig)
 
 # %% ../../nbs/01a_synth_sound.ipynb #b5169fd8
 def _midi_hz(midi):
