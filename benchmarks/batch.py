@@ -17,7 +17,7 @@ import soundfile as sf
 from common import table
 from genre_classification.batch import read_results
 from genre_classification.predict import FEATURE_MODEL_NAME, make_feature_model, make_real_music_model
-from genre_classification.synth import synth_track
+from genre_classification.synth.genres import synth_track
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from common import table
 from genre_classification.core import AudioConfig, default_workers
 from genre_classification.data import find_tracks
 from genre_classification.features import build_log_mel_cache, extract_features
-from genre_classification.synth import make_default_dataset
+from genre_classification.datasets import make_default_dataset
 
 
 def timed(fn) -> float:
@@ -19,7 +19,7 @@ def timed(fn) -> float:
 
 def scaling_rows(workers: list[int], clips: int, cache_clips: int, feature_clips: int, work: Path) -> list[list]:
     "Rows of (step, workers, seconds, clips/s, speed-up over the first worker count) for each step."
-    per_genre = lambda n: max(2, -(-n // 10))
+    per_genre = lambda n: max(3, -(-n // 10))
     source = find_tracks(make_default_dataset(work / 'source', per_genre(max(cache_clips, feature_clips)), 10.0, progress=False))
     steps = {
         f'built-in dataset, {per_genre(clips) * 10} clips of 10 s':

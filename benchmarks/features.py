@@ -15,7 +15,7 @@ from common import fmt, peak_rss_mb, repeat, table
 from genre_classification.core import GENRES, project_root
 from genre_classification.data import find_tracks
 from genre_classification.features import KAGGLE_FEATURES, extract_features, feature_mismatches
-from genre_classification.synth import make_default_dataset
+from genre_classification.datasets import make_default_dataset
 
 SR = 22050
 
@@ -43,7 +43,7 @@ def clips(n: int, work: Path) -> pd.DataFrame:
     shared = project_root().parent / 'shared' / 'data' / 'gtzan_clips'
     real = find_tracks(shared) if shared.exists() else pd.DataFrame(columns=['track_id', 'genre', 'path'])
     per_genre = -(-(n - len(real)) // len(GENRES))
-    synthetic = find_tracks(make_default_dataset(work / 'synthetic', tracks_per_genre=max(per_genre, 2), seconds=30.0, progress=False))
+    synthetic = find_tracks(make_default_dataset(work / 'synthetic', tracks_per_genre=max(per_genre, 3), seconds=30.0, progress=False))
     return pd.concat([real, synthetic]).head(n).reset_index(drop=True)
 
 

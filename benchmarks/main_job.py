@@ -7,7 +7,7 @@ from pathlib import Path
 
 from common import peak_rss_mb, table
 from genre_classification.core import ProjectPaths, pick_device
-from genre_classification.synth import make_default_dataset
+from genre_classification.datasets import make_default_dataset
 from genre_classification.train import TrainConfig, audio_trackset, evaluate, train
 
 

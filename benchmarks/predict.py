@@ -21,7 +21,7 @@ from genre_classification.models import latest_model_file
 from genre_classification.models import build_model
 from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, logmel_windows, make_feature_model, make_real_music_model,
                                           open_predictor, predict_file, predict_paths)
-from genre_classification.synth import synth_track
+from genre_classification.synth.genres import synth_track
 
 
 def timed(fn, repeat: int = 20, warmup: int = 3) -> float:

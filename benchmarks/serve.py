@@ -14,7 +14,7 @@ import soundfile as sf
 
 from genre_classification.core import ProjectPaths, project_root
 from genre_classification.serve import REGISTERED_NAME, register_model
-from genre_classification.synth import synth_track
+from genre_classification.synth.genres import synth_track
 
 
 def free_port() -> int:

@@ -14,8 +14,8 @@ __all__ = ['COMMANDS', 'PARAMS_HEADER', 'pipeline', 'main', 'params_yaml', 'writ
 
 # %% ../nbs/09_cli.ipynb #af95f44a
 COMMANDS = {
-    'make-default-dataset': ('genre_classification.synth', '_make_default_dataset_cli', 'write the built-in synthetic dataset'),
-    'prepare-dataset': ('genre_classification.synth', '_prepare_dataset_cli', "the DVC pipeline's data: the built-in dataset or a copy of yours"),
+    'make-default-dataset': ('genre_classification.datasets', '_make_default_dataset_cli', 'write the built-in synthetic dataset'),
+    'prepare-dataset': ('genre_classification.datasets', '_prepare_dataset_cli', "the DVC pipeline's data: the built-in dataset or a copy of yours"),
     'extract-features': ('genre_classification.features', 'extract_features_cli', 'Kaggle features of a folder of audio, as a CSV'),
     'create-image-features-from-audio': ('genre_classification.features', 'create_image_features_from_audio', 'spectrogram PNGs of a folder of audio'),
     'train-using-original-audios': ('genre_classification.train', 'train_using_original_audios', 'train a CNN on log-mels of audio files'),
@@ -67,7 +67,7 @@ def _stage_settings() -> dict[str, dict[str, tuple]]:
     "Each params.yaml section's settings: name -> (default, help), from the function or class its stage feeds."
     from fastcore.docments import docments
     from genre_classification.evaluate import EvaluateConfig
-    from genre_classification.synth import _prepare_dataset_cli
+    from genre_classification.datasets import _prepare_dataset_cli
     from genre_classification.train import TrainConfig
     fields = lambda cls: {k: (f.default, f.description) for k, f in cls.model_fields.items()}
     return {'data': {k: (d.default, d.docment) for k, d in docments(_prepare_dataset_cli, full=True, returns=False).items()},

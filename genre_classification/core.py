@@ -242,7 +242,7 @@ def _environment(**values: str):
 
 # %% ../nbs/00_core.ipynb #156a3968
 # the modules whose functions run per file in workers (imported once, by the fork server)
-WORKER_MODULES = ('genre_classification.synth', 'genre_classification.features')
+WORKER_MODULES = ('genre_classification.synth.genres', 'genre_classification.features')
 
 def _module_of(fn: Callable) -> str:
     "The module that defines `fn` (for a `functools.partial`, its function's)."

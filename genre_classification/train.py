@@ -27,7 +27,7 @@ from .features import (build_log_mel_cache, read_spectrogram_image,
 from .models import MODEL_NAMES, MusicnnProbe, build_model, predict_windows, probe_head
 from .musicnn import build_embedding_cache, load_musicnn
 from .pretrained import MUSICNN_AUDIO
-from .synth import is_synthetic_dataset, make_default_dataset
+from .datasets import is_synthetic_dataset, make_default_dataset
 from .tracking import git_commit, mlflow_run
 
 # %% auto #0

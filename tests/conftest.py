@@ -25,7 +25,7 @@ def served_models(tmp_path_factory) -> Path:
     from genre_classification.core import ProjectPaths
     from genre_classification.export import export_onnx
     from genre_classification.predict import FEATURE_MODEL_NAME, make_real_music_model
-    from genre_classification.synth import make_default_dataset
+    from genre_classification.datasets import make_default_dataset
     from genre_classification.train import TrainConfig, train
     from genre_classification.train_features import FeatureTrainConfig, train_feature_model
     root = tmp_path_factory.mktemp('served')

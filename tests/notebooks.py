@@ -34,8 +34,9 @@ def fingerprint(nb_path: Path) -> str:
     h = hashlib.sha256()
     for cell in json.loads(nb_path.read_text())['cells']:
         if cell['cell_type'] == 'code': h.update(''.join(cell['source']).encode() + b'\0')
-    for module in sorted(PACKAGE.glob('*.py')):
-        if module.name != '_modidx.py': h.update(module.name.encode() + b'\0' + module.read_bytes())
+    for module in sorted(PACKAGE.rglob('*.py')):                  # subpackages (synth/) too
+        if module.name != '_modidx.py' and '__pycache__' not in module.parts:
+            h.update(module.relative_to(PACKAGE).as_posix().encode() + b'\0' + module.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from genre_classification.core import BadInputError, ProjectPaths
-from genre_classification.synth import make_default_dataset, synth_track
+from genre_classification.datasets import make_default_dataset
+from genre_classification.synth.genres import synth_track
 
 if os.environ.get('CI'): import ray        # the `batch` extra: `make test` installs it, so CI must have it
 else: ray = pytest.importorskip('ray')

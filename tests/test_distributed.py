@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genre_classification.synth import make_default_dataset
+from genre_classification.datasets import make_default_dataset
 
 BIN = Path(sys.executable).parent
 

@@ -7,7 +7,7 @@ import papermill as pm
 import pytest
 
 from genre_classification.core import ProjectPaths
-from genre_classification.synth import make_default_dataset
+from genre_classification.datasets import make_default_dataset
 from genre_classification.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,29 +7,43 @@ PACKAGE = Path(__file__).resolve().parents[1] / 'genre_classification'
 
 def notebook_of(module: Path) -> str | None:
     "The notebook a module is exported from (its header says), e.g. '03_models'."
-    found = re.search(r'File to edit: \.\./nbs/([\w.]+)\.ipynb', module.read_text()[:1000])
+    found = re.search(r'File to edit: (?:\.\./)+nbs/([\w.]+)\.ipynb', module.read_text()[:1000])
     return found and found.group(1)
 
 
+def module_name(module: Path) -> str:
+    "A module's dotted name in the package, e.g. 'train' or 'synth.sound'."
+    return '.'.join(module.relative_to(PACKAGE).with_suffix('').parts)
+
+
+def modules() -> dict[str, Path]:
+    "The package's modules made from notebooks, subpackages' included, by dotted name."
+    return {module_name(p): p for p in sorted(PACKAGE.rglob('*.py')) if '__pycache__' not in p.parts and notebook_of(p)}
+
+
 def imported_modules(module: Path) -> set[str]:
-    "The package's modules that `module` imports, at the top or inside functions."
+    "The package's modules (dotted names) that `module` imports, at the top or inside functions; some names may be of no module."
+    package = module_name(module).split('.')[:-1]          # the subpackage `module` is in ([] at the top)
     names = set()
     for node in ast.walk(ast.parse(module.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.level == 1: names.add(node.module.split('.')[0])
-            elif node.module.startswith('genre_classification.'): names.add(node.module.split('.')[1])
-            elif node.module == 'genre_classification': names.update(a.name for a in node.names)
+        if isinstance(node, ast.ImportFrom):
+            if node.level: base = package[:len(package) - node.level + 1] + (node.module.split('.') if node.module else [])
+            elif node.module and (node.module + '.').startswith('genre_classification.'): base = node.module.split('.')[1:]
+            else: continue
+            names.add('.'.join(base))
+            names.update('.'.join(base + [a.name]) for a in node.names)   # `from .synth import genres`: a module too
         elif isinstance(node, ast.Import):
-            names.update(a.name.split('.')[1] for a in node.names if a.name.startswith('genre_classification.'))
+            names.update('.'.join(a.name.split('.')[1:]) for a in node.names if a.name.startswith('genre_classification.'))
     return names
 
 
 def test_no_module_imports_a_later_notebook():
-    notebooks = {p.stem: notebook_of(p) for p in PACKAGE.glob('*.py') if notebook_of(p)}
-    assert {'core', 'data', 'train', 'predict'} <= set(notebooks)
+    notebooks = {name: notebook_of(path) for name, path in modules().items()}
+    assert {'core', 'data', 'train', 'predict', 'synth.sound', 'synth.genres', 'datasets'} <= set(notebooks)
     assert 'musicnn' in imported_modules(PACKAGE / 'models.py')        # an import inside a function counts too
-    upward = [f'{m} ({notebooks[m]}) imports {i} ({notebooks[i]})' for m in notebooks
-              for i in imported_modules(PACKAGE / f'{m}.py') if i in notebooks and notebooks[i] > notebooks[m]]
+    assert {'core', 'synth.sound', 'synth.parts'} <= imported_modules(PACKAGE / 'synth' / 'genres.py')   # relative, in a subpackage
+    upward = [f'{m} ({notebooks[m]}) imports {i} ({notebooks[i]})' for m, path in modules().items()
+              for i in imported_modules(path) if i in notebooks and notebooks[i] > notebooks[m]]
     assert not upward, upward
 
 
@@ -66,18 +80,18 @@ def test_no_default_is_a_project_found_at_import_time():
     import importlib, inspect
     from genre_classification.core import ProjectPaths
     frozen = []
-    for module in sorted(p.stem for p in PACKAGE.glob('*.py') if notebook_of(p)):
+    for module in modules():
         if module in ('app', 'serve', 'tune', 'monitor'): continue      # their optional extras may be absent; checked below by source
         for name, fn in inspect.getmembers(importlib.import_module(f'genre_classification.{module}'), inspect.isfunction):
             frozen += [f'{module}.{name}({p})' for p in inspect.signature(fn).parameters.values() if isinstance(p.default, ProjectPaths)]
     assert not frozen, frozen
-    assert not [p.name for p in PACKAGE.glob('*.py') if re.search(r'ProjectPaths\s*=\s*ProjectPaths\(', p.read_text())]
+    assert not [p.name for p in PACKAGE.rglob('*.py') if re.search(r'ProjectPaths\s*=\s*ProjectPaths\(', p.read_text())]
 
 
 def test_without_torch_a_missing_default_model_is_one_line_that_says_what_to_do(tmp_path):
     "A plain install (no `train` extra) with no real-music model yet: predictors and batch-predict say how to get one."
     import soundfile as sf
-    from genre_classification.synth import synth_track
+    from genre_classification.synth.genres import synth_track
     sf.write(tmp_path / 'song.wav', synth_track('jazz', 0, 3.0), 22050)
     script = WITHOUT_TORCH + f'''
 from genre_classification.predict import predictors

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genre_classification.synth import make_default_dataset
+from genre_classification.datasets import make_default_dataset
 
 PIPELINE = str(Path(sys.executable).parent / 'pipeline')
 
@@ -25,10 +25,10 @@ def test_a_batch_from_the_training_table_shows_no_drift(tmp_path, shared_data):
 
 def test_synthetic_music_drifts_from_real_music(tmp_path, shared_data):
     "Features of the built-in synthetic dataset, computed from its audio by our extractor, against the real table."
-    audio = make_default_dataset(tmp_path / 'synthetic', tracks_per_genre=2, seconds=10.0, progress=False)
+    audio = make_default_dataset(tmp_path / 'synthetic', tracks_per_genre=3, seconds=10.0, progress=False)
     done = monitor(audio, '--reference', shared_data / 'gtzan_features_30_sec.csv', '--output_dir', tmp_path / 'r', cwd=tmp_path)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert done.stdout.startswith('DRIFT') and '(20 rows' in done.stdout
+    assert done.stdout.startswith('DRIFT') and '(30 rows' in done.stdout
 
 
 def test_predictions_that_are_all_one_genre_drift(tmp_path):

@@ -13,7 +13,8 @@ from genre_classification.data import ffmpeg_executable
 from genre_classification.export import export_onnx
 from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, make_real_music_model, open_predictor, predict_file,
                                           predict_paths, predictors)
-from genre_classification.synth import make_default_dataset, synth_track
+from genre_classification.datasets import make_default_dataset
+from genre_classification.synth.genres import synth_track
 from genre_classification.data import packaged_feature_table
 from genre_classification.train import TrainConfig, train
 from genre_classification.train_features import FeatureTrainConfig, train_feature_model

@@ -20,7 +20,7 @@ def _files(root: Path, pattern: str) -> dict[str, bytes]:
 
 def test_export_changes_nothing(tmp_path):
     copy = _copy_project(tmp_path)
-    for p in (copy / 'genre_classification').glob('*.py'): p.unlink()   # exported from scratch, not over the old files
+    for p in (copy / 'genre_classification').rglob('*.py'): p.unlink()   # exported from scratch (subpackages too), not over the old files
     subprocess.run([BIN / 'nbdev_export'], cwd=copy, check=True)
     exported, committed = _files(copy / 'genre_classification', '*.py'), _files(REPO / 'genre_classification', '*.py')
     differ = sorted(n for n in exported.keys() | committed.keys() if exported.get(n) != committed.get(n))
@@ -87,11 +87,11 @@ def test_each_help_text_is_written_once():
     import importlib, inspect, pkgutil
     import genre_classification
     from genre_classification.core import Settings
-    source = ''.join(p.read_text() for p in sorted((REPO / 'genre_classification').glob('*.py')) if p.name != '_modidx.py')
+    source = ''.join(p.read_text() for p in sorted((REPO / 'genre_classification').rglob('*.py')) if p.name != '_modidx.py')
     written = {}
-    for info in pkgutil.iter_modules(genre_classification.__path__):
-        for obj in vars(importlib.import_module(f'genre_classification.{info.name}')).values():
-            if inspect.isclass(obj) and issubclass(obj, Settings) and obj.__module__ == f'genre_classification.{info.name}':
+    for info in pkgutil.walk_packages(genre_classification.__path__, 'genre_classification.'):   # subpackages' modules too
+        for obj in vars(importlib.import_module(info.name)).values():
+            if inspect.isclass(obj) and issubclass(obj, Settings) and obj.__module__ == info.name:
                 for field in obj.model_fields.values():
                     if d := field.description:
                         written[d] = sum(source.count(q + t + q) for q in ("'", '"') for t in {d, d.replace(q, '\\' + q)})
@@ -103,7 +103,7 @@ def test_each_command_help_is_written_once():
     import importlib
     from fastcore.docments import docments
     from genre_classification.cli import COMMANDS
-    source = ''.join(p.read_text() for p in sorted((REPO / 'genre_classification').glob('*.py')) if p.name != '_modidx.py')
+    source = ''.join(p.read_text() for p in sorted((REPO / 'genre_classification').rglob('*.py')) if p.name != '_modidx.py')
     commands = [*COMMANDS.values(), ('genre_classification.predict', 'predictors_cli', ''), ('genre_classification.tune', 'worker_cli', '')]
     written = {}
     for module, name, _ in commands:

@@ -12,7 +12,7 @@ import pytest
 from genre_classification.core import BadInputError, GENRES, ProjectPaths, check_params
 from genre_classification.data import find_tracks
 from genre_classification.features import create_image_features
-from genre_classification.synth import make_default_dataset
+from genre_classification.datasets import make_default_dataset
 from genre_classification import train as train_module
 from genre_classification.data import packaged_feature_table
 from genre_classification.features import read_feature_table

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from genre_classification.synth import make_default_dataset
+from genre_classification.datasets import make_default_dataset
 from genre_classification.tune import TuneConfig, open_storage
 
 WORKER = str(Path(sys.executable).parent / 'worker')
