@@ -7,6 +7,6 @@ __all__ = []
 
 # %% ../nbs/09a_main.ipynb #78aa8b66
 #| eval: false
-from .cli import main
+from .cli import pipeline
 
-if __name__ == '__main__': main()
+if __name__ == '__main__': pipeline.main()

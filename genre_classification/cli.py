@@ -7,10 +7,10 @@ from __future__ import annotations
 import difflib, importlib, re, sys
 from pathlib import Path
 
-from .core import BadInputError, ProjectPaths, resolve_path, run_command
+from .core import BadInputError, Command, ProjectPaths, resolve_path, run_command
 
 # %% auto #0
-__all__ = ['COMMANDS', 'PARAMS_HEADER', 'pipeline', 'main', 'params_yaml', 'write_params']
+__all__ = ['COMMANDS', 'pipeline', 'PARAMS_HEADER', 'pipeline_cli', 'params_yaml', 'write_params']
 
 # %% ../nbs/09_cli.ipynb #af95f44a
 COMMANDS = {
@@ -39,9 +39,8 @@ def _usage() -> str:
     return ('usage: pipeline SUBCOMMAND [options]   (pipeline SUBCOMMAND --help for its options)\n\nsubcommands:\n' +
             '\n'.join(f'  {name:{width}s}  {doc}' for name, (_, _, doc) in COMMANDS.items()))
 
-def pipeline(argv: list[str] | None = None) -> int:
+def pipeline_cli(argv: list[str]) -> int:
     "Run `pipeline SUBCOMMAND [options]`; with no subcommand or `--help`, list the subcommands."
-    argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ('-h', '--help'):
         print(_usage(), file=sys.stdout if argv else sys.stderr); return 0 if argv else 2
     name, rest = argv[0], argv[1:]
@@ -53,9 +52,7 @@ def pipeline(argv: list[str] | None = None) -> int:
     module, attr, _ = COMMANDS[name]
     return run_command(getattr(importlib.import_module(module), attr), rest, f'pipeline {name}')
 
-def main() -> None:
-    "Console-script entry point of `pipeline`."
-    sys.exit(pipeline())
+pipeline = Command(pipeline_cli, 'pipeline', parses=False)
 
 # %% ../nbs/09_cli.ipynb #5effb299
 PARAMS_HEADER = '''# Parameters of the DVC pipeline (dvc.yaml). A change re-runs exactly the stages that read it:

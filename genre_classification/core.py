@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse, copy, functools, hashlib, inspect, json, multiprocessing, os, random, shutil, sys, threading, time, typing, warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Iterator, Literal
 
@@ -22,7 +23,7 @@ __all__ = ['GENRES', 'Device', 'TrackingUri', 'Experiment', 'Seed', 'Split', 'Tr
            'THREAD_LIMITS', 'WORKER_MODULES', 'BadInputError', 'check_params', 'Settings', 'AudioConfig',
            'project_root', 'ProjectPaths', 'resolve_path', 'user_cache', 'sha1_file', 'fingerprint', 'atomic_write',
            'write_report', 'seed_everything', 'pick_device', 'default_workers', 'chunked', 'map_in_processes', 'Option',
-           'command_parser', 'run_command', 'options_from']
+           'command_parser', 'run_command', 'Command', 'options_from']
 
 # %% ../nbs/00_core.ipynb #f4bad8a2
 GENRES = ['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']
@@ -332,15 +333,31 @@ def command_parser(fn: Callable, prog: str | None = None) -> argparse.ArgumentPa
         p.add_argument(*_spellings(stem, aliases), dest=name, **param.kwargs)
     return p
 
-def run_command(fn: Callable, argv: list[str], prog: str) -> int:
-    "Parse `argv` into `fn`'s parameters (`command_parser`) and call it; the exit code (user errors: one line, 2)."
-    args = vars(command_parser(fn, prog).parse_args(argv))
+def run_command(fn: Callable, argv: list[str] | None, prog: str) -> int:
+    "Parse `argv` (the command line's when `None`) into `fn`'s parameters (`command_parser`) and call it; the exit code (user errors: one line, 2)."
+    args = vars(command_parser(fn, prog).parse_args(sys.argv[1:] if argv is None else list(argv)))
     try: result = fn(**args)
     except BadInputError as e:
         print(f'{prog}: error: {e}', file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f'{prog}: interrupted', file=sys.stderr); return 130
     return result if isinstance(result, int) else 0
+
+# %% ../nbs/00_core.ipynb #defea164
+@dataclass(frozen=True)
+class Command:
+    "The console command `prog` made of `fn`: called with arguments (the command line's by default), it runs and returns the exit code."
+    fn: Callable
+    prog: str
+    parses: bool = True        # False: `fn` takes the argument list itself (and returns the exit code)
+
+    def __call__(self, argv: list[str] | None = None) -> int:
+        if not self.parses: return self.fn(sys.argv[1:] if argv is None else list(argv))
+        return run_command(self.fn, argv, self.prog)
+
+    def main(self) -> None:
+        "The console-script entry point: run on the command line's arguments and exit with the code."
+        sys.exit(self())
 
 # %% ../nbs/00_core.ipynb #51b11988
 def _field_option(field, **kwargs) -> Option:
