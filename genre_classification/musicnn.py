@@ -4,7 +4,6 @@
 
 # %% ../nbs/02b_musicnn.ipynb #966d9f11
 from __future__ import annotations
-import json
 from pathlib import Path
 
 import numpy as np
