@@ -113,7 +113,7 @@ class PredictConfig(Settings):
     top_k: int = Field(3, ge=1, le=10, description='how many genres to list per file')
     format: Literal['table', 'json', 'csv'] = Field('table', description='output format')
     output: str = Field('', description='write the results to this file instead of the terminal')
-    timeline: bool = Field(False, description='also list the top genre of every window with its start time')
+    timeline: bool = Field(False, description='also list the top genre of every timeline window (what the web page plots) with its start time')
     explain: bool = Field(False, description='also list the top tags and genre evidence behind each answer (real-music model)')
 
     @model_validator(mode='after')

@@ -6,7 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,6 +36,7 @@ class WindowPredictions:
     explanation: Explanation | None = None
 
 # %% ../nbs/05a_predictor.ipynb #b2b8db02
+@runtime_checkable
 class GenrePredictor(Protocol):
     "What every predictor offers, whatever its model: the genres, its metadata, a description, and `predict` for one file."
     model_file: Path
@@ -91,14 +92,11 @@ class Predictor:
         return (f"{self.meta['model']} on {self.input.description} ({self.model_file.name}), "
                 f"trained on {self.meta.get('trained_on', 'unknown data')}{note}")
 
-    def window_probabilities(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
-        "Genre probabilities (windows × genres) of a stream of audio blocks at the model's sample rate."
-        return run_batched(self.run, self.input.windows(blocks, self.meta), self.batch_size)
-
     def predict(self, path) -> WindowPredictions:
         "The genre probabilities of each window of audio file `path`, streamed; its timeline is the same windows."
         samples = [0]
-        probs = self.window_probabilities(count_samples(stream_audio(path, self.audio.sample_rate, block_seconds=10.0), samples))
+        blocks = count_samples(stream_audio(path, self.audio.sample_rate, block_seconds=10.0), samples)
+        probs = run_batched(self.run, self.input.windows(blocks, self.meta), self.batch_size)
         return WindowPredictions(probs, samples[0] / self.audio.sample_rate, probs, self.window_seconds)
 
 # %% ../nbs/05a_predictor.ipynb #1aaee1d6

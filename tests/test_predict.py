@@ -161,6 +161,8 @@ def test_the_real_music_timeline_is_the_fine_one_and_the_answer_is_decoded_once(
     monkeypatch.setattr(data, '_raw_blocks', lambda *a, **k: decodes.append(a[0]) or original(*a, **k))
     windows = predictor.predict(clip)
     assert len(decodes) == 1
+    from genre_classification.predictor import GenrePredictor
+    assert isinstance(predictor, GenrePredictor) and isinstance(predictor.features, GenrePredictor)   # both kinds offer the one interface
     assert windows.probabilities.shape == (1, 10) and windows.timeline.shape == (10, 10) and windows.timeline_step == pytest.approx(2.992)
     r = predict_file(clip, predictor, timeline=True)
     assert [t for t, _, _ in r.timeline] == [round(k * 2.992, 2) for k in range(10)]
