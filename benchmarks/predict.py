@@ -19,7 +19,8 @@ from genre_classification.data import load_audio, stream_audio
 from genre_classification.export import export_onnx
 from genre_classification.models import latest_model_file
 from genre_classification.models import build_model
-from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, logmel_windows, make_feature_model, make_real_music_model,
+from genre_classification.input_kinds import logmel_windows
+from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, make_feature_model, make_real_music_model,
                                           open_predictor, predict_file, predict_paths)
 from genre_classification.synth.genres import synth_track
 
@@ -70,7 +71,7 @@ def main():
     print('\nmodel time (same weights), median of 20 after warm-up:')
     for batch in (1, 32):
         x = np.repeat(windows, -(-batch // len(windows)), axis=0)[:batch]
-        t_onnx = timed(lambda: onnx_pred._run(x)); t_torch = timed(lambda: torch_pred._run(x))
+        t_onnx = timed(lambda: onnx_pred.run(x)); t_torch = timed(lambda: torch_pred.run(x))
         if batch == 1: torch_time_b1 = t_torch
         print(f'  batch {batch:2d}: onnxruntime {t_onnx * 1000:7.1f} ms   torch eager {t_torch * 1000:7.1f} ms   '
               f'speed-up {t_torch / t_onnx:4.1f}x')
@@ -79,7 +80,7 @@ def main():
     t_spin = timed(lambda: spinning.run(None, {'input': windows[:1]}))
     print(f'  batch  1, onnxruntime with its default spinning threads: {t_spin * 1000:.1f} ms, {torch_time_b1 / t_spin:.1f}x torch eager '
           f'(predictors turns spinning off: the spinning threads slow decoding and features between batches)')
-    t_clip_onnx = timed(lambda: onnx_pred._run(windows)); t_clip_torch = timed(lambda: torch_pred._run(windows))
+    t_clip_onnx = timed(lambda: onnx_pred.run(windows)); t_clip_torch = timed(lambda: torch_pred.run(windows))
     print(f'  one clip ({len(windows)} windows in one batch): onnxruntime {t_clip_onnx * 1000:.1f} ms, torch eager {t_clip_torch * 1000:.1f} ms')
 
     end_to_end = timed(lambda: predict_file(clip, onnx_pred))

@@ -13,7 +13,9 @@ import numpy as np
 from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, resolve_path
 from .data import stream_audio
 from .features import log_mel
-from .predict import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TAGGER_NAME, default_model_file, open_predictor
+from .predict import default_model_file, explanation_lines, open_predictor
+from .predictor import file_answer
+from .real_music import DEFAULT_MODEL_NAME, TAGGER_NAME
 
 # %% auto #0
 __all__ = ['model_choices', 'timeline_figure', 'spectrogram_figure', 'analyse', 'build_app', 'app_cli']
@@ -63,17 +65,18 @@ def spectrogram_figure(path, seconds: float = 3.0):
     fig.colorbar(im, ax=ax, label='dB'); fig.tight_layout()
     return fig
 
-def analyse(path, model_file) -> tuple[dict[str, float], object, object]:
-    "Genre probabilities of audio file `path` by `model_file`, its genre timeline and its first window's spectrogram."
+def analyse(path, model_file) -> tuple[dict[str, float], object, object, str]:
+    "The answer for audio file `path` by `model_file` (every genre's probability), its genre timeline, its first window's spectrogram and the tags behind it."
     import matplotlib.pyplot as plt
     if not path: raise BadInputError('no audio: upload a file or record from the microphone first')
     predictor = _predictor(str(model_file))
-    probs, seconds, why = predictor.window_outputs(path)
+    windows = predictor.predict(path)
+    answer = file_answer(path, windows, predictor.classes, top_k=len(predictor.classes))
     plt.close('all')                                    # figures of earlier answers: the page has them already
-    step, timeline = why.get('timeline', (predictor.window_seconds, probs))   # the real-music model's is finer than its answers
-    title = f'Genre timeline ({seconds:.0f} s, windows of {step:.0f} s)'
-    return ({c: float(p) for c, p in zip(predictor.classes, probs.mean(0))}, timeline_figure(timeline, step, predictor.classes, title),
-            spectrogram_figure(path))
+    title = f'Genre timeline ({windows.seconds:.0f} s, windows of {windows.timeline_step:.0f} s)'
+    why = '\n'.join(f'- {line}' for line in explanation_lines(answer)) or 'This model answers from its own input alone: no tags behind it.'
+    return (dict(zip(predictor.classes, answer.probabilities)), timeline_figure(windows.timeline, windows.timeline_step, predictor.classes, title),
+            spectrogram_figure(path), why)
 
 # %% ../nbs/10_app.ipynb #0b16669f
 def _answer(path, label: str, choices: dict[str, Path]):
@@ -99,9 +102,10 @@ def build_app(choices: dict[str, Path]):
                 button = gr.Button('Analyse', variant='primary', elem_id='analyse')
             with gr.Column(scale=2):
                 genres = gr.Label(num_top_classes=5, label='Top genres', elem_id='genres')
+                why = gr.Markdown(label='Why: the tags behind the answer', elem_id='why')
                 timeline = gr.Plot(label='Genre timeline', elem_id='timeline')
                 spectrogram = gr.Plot(label='Spectrogram of the first window', elem_id='spectrogram')
-        button.click(lambda path, label: _answer(path, label, choices), [audio, model], [genres, timeline, spectrogram], api_name='analyse')
+        button.click(lambda path, label: _answer(path, label, choices), [audio, model], [genres, timeline, spectrogram, why], api_name='analyse')
     return app
 
 # %% ../nbs/10_app.ipynb #933c7975

@@ -18,9 +18,9 @@ import soxr
 from .core import GENRES, BadInputError, default_workers, map_in_processes
 
 # %% auto #0
-__all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'SPLITS', 'ffmpeg_executable', 'stream_audio', 'load_audio',
-           'track_id_of', 'probe_audio', 'warn_unreadable', 'find_tracks', 'find_images', 'fault_filtered_lists',
-           'packaged_feature_table', 'split_tracks', 'genres_in']
+__all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'SPLITS', 'ffmpeg_executable', 'stream_audio_rates',
+           'stream_audio', 'load_audio', 'track_id_of', 'probe_audio', 'warn_unreadable', 'find_tracks', 'find_images',
+           'fault_filtered_lists', 'packaged_feature_table', 'split_tracks', 'genres_in']
 
 # %% ../nbs/01_data.ipynb #b4ee4482
 SAMPLE_RATE = 22050
@@ -89,21 +89,26 @@ def _raw_blocks(path: Path, sr: int, block_seconds: float) -> tuple[int, Iterato
         finally: blocks.close()   # stops ffmpeg when the reader stops early
     return sr, chain()
 
-def stream_audio(path, sr: int = SAMPLE_RATE, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
-    "Yield `path`'s audio as mono float32 blocks at `sr` Hz, checked for NaN/inf, of about `block_seconds` each."
+def stream_audio_rates(path, rates: tuple[int, ...], block_seconds: float = 30.0) -> Iterator[tuple[np.ndarray, ...]]:
+    "`path` decoded once, checked for NaN/inf: per block of about `block_seconds`, a tuple of it as mono float32 at each of `rates` Hz."
     path = Path(path)
     if not path.is_file(): raise BadInputError('no such file' if not path.exists() else 'not a file', path)
     if path.stat().st_size == 0: raise BadInputError('the file is empty (0 bytes)', path)
-    native_sr, blocks = _raw_blocks(path, sr, block_seconds)
-    resampler = soxr.ResampleStream(native_sr, sr, 1, dtype='float32', quality='HQ') if native_sr != sr else None
+    native_sr, blocks = _raw_blocks(path, rates[0], block_seconds)      # ffmpeg, when it decodes, resamples to the first rate
+    resamplers = [soxr.ResampleStream(native_sr, sr, 1, dtype='float32', quality='HQ') if native_sr != sr else None for sr in rates]
     n_in = n_out = 0
     for block in blocks:
         _check_block(block, path, n_in, native_sr); n_in += len(block)   # checked at the file's own rate: exact times
-        if resampler is not None: block = resampler.resample_chunk(block, last=False)
-        if len(block): yield block; n_out += len(block)
-    if resampler is not None and len(tail := resampler.resample_chunk(np.zeros(0, np.float32), last=True)):
-        yield tail; n_out += len(tail)
+        out = tuple(block if r is None else r.resample_chunk(block, last=False) for r in resamplers)
+        yield out; n_out += len(out[0])
+    tails = tuple(np.zeros(0, np.float32) if r is None else r.resample_chunk(np.zeros(0, np.float32), last=True) for r in resamplers)
+    if any(len(t) for t in tails): yield tails; n_out += len(tails[0])
     if n_out == 0: raise BadInputError('it holds no audio samples (zero length)', path)
+
+def stream_audio(path, sr: int = SAMPLE_RATE, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    "Yield `path`'s audio as mono float32 blocks at `sr` Hz, checked for NaN/inf, of about `block_seconds` each."
+    for (block,) in stream_audio_rates(path, (sr,), block_seconds):
+        if len(block): yield block
 
 # %% ../nbs/01_data.ipynb #0b415f0a
 def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -56,10 +56,11 @@ def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', pat
     "The Evaluation of the model in `model_file` on `split` (of its training data, or of `data_dir`), and its metadata."
     paths = paths or ProjectPaths()
     import torch
+    from genre_classification.input_kinds import input_kind
     from genre_classification.models import load_model
     model, meta = load_model(model_file)
     classes = meta['classes']
-    if meta['input_kind'] == 'kaggle_features':
+    if input_kind(meta, model_file).feature_table:         # the feature MLP is evaluated on the feature table, not on audio
         source = data_dir or meta['config'].get('features_csv') or packaged_feature_table()
         table = read_feature_table(source)
         sides = split_tracks(table.rename(columns={'label': 'genre'}).drop_duplicates('track_id'), meta['config']['split'],

@@ -4,32 +4,23 @@
 
 # %% ../nbs/05_export.ipynb #224a7942
 from __future__ import annotations
-import json, os, warnings
+import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx
-
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path, write_report
+from .core import ProjectPaths, Settings, check_params, options_from, resolve_path, write_report
+from .input_kinds import input_kind
+from .onnx_files import load_onnx, write_onnx
 
 # %% auto #0
-__all__ = ['META_KEY', 'export_onnx', 'check_external_data', 'load_onnx', 'max_probability_difference', 'ExportConfig',
-           'export_report', 'run_export', 'export_cli']
+__all__ = ['export_onnx', 'max_probability_difference', 'ExportConfig', 'export_report', 'run_export', 'export_cli']
 
 # %% ../nbs/05_export.ipynb #5543f108
-META_KEY = 'genre_classification'
-
 def _example_input(meta: dict):
     import torch
-    if meta['input_kind'] == 'kaggle_features': return torch.zeros(2, len(meta['features']))
-    if meta['input_kind'] == 'musicnn_patches':
-        from genre_classification.pretrained import MUSICNN_PATCH_FRAMES
-        return torch.zeros(2, MUSICNN_PATCH_FRAMES, meta['audio']['n_mels'])
-    from genre_classification.core import AudioConfig
-    audio = AudioConfig(**meta['audio'])
-    return torch.zeros(2, 1, audio.n_mels, audio.segment_frames)
+    return torch.zeros(2, *input_kind(meta).example_shape(meta))
 
 def _probabilities(model):
     import torch
@@ -44,49 +35,14 @@ def export_onnx(model_file, onnx_file=None, opset: int = 17) -> Path:
     import torch
     from genre_classification.models import load_model
     model, meta = load_model(model_file)
-    onnx_file = Path(onnx_file) if onnx_file else Path(model_file).with_suffix('.onnx')
-    onnx_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = onnx_file.with_name(onnx_file.name + '.partial')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')   # the exporter's notes on tracing and its own deprecation
-        torch.onnx.export(_probabilities(model), (_example_input(meta),), str(partial), dynamo=False, opset_version=opset,
-                          input_names=['input'], output_names=['probabilities'],
-                          dynamic_axes={'input': {0: 'batch'}, 'probabilities': {0: 'batch'}})
-    proto = onnx.load(str(partial))
-    onnx.helper.set_model_props(proto, {META_KEY: json.dumps({**meta, 'source_model_file': str(model_file)})})
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(partial)); os.replace(partial, onnx_file)
-    return onnx_file
-
-# %% ../nbs/05_export.ipynb #114c4b85
-def check_external_data(proto: onnx.ModelProto, folder: Path, path) -> None:
-    "Raise BadInputError if a tensor of `proto` keeps its data in a file outside `folder`."
-    folder = folder.resolve()
-    tensors = list(proto.graph.initializer) + [a.t for n in proto.graph.node for a in n.attribute if a.HasField('t')]
-    for t in tensors:
-        if t.data_location != onnx.TensorProto.EXTERNAL: continue
-        location = {e.key: e.value for e in t.external_data}.get('location', '')
-        target = (folder / location).resolve()
-        if Path(location).is_absolute() or not target.is_relative_to(folder):
-            raise BadInputError(f"refused: tensor '{t.name}' reads external data from '{location}', outside the model's folder", path)
-
-def load_onnx(path, threads: int = 0) -> tuple:
-    "An onnxruntime session for ONNX model file `path` (`threads` for its operators; 0: one per core) and the metadata stored in it."
-    import onnxruntime as ort
-    path = Path(path)
-    if not path.is_file(): raise BadInputError('no such model file', path)
-    try: proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e: raise BadInputError(f'not an ONNX model ({type(e).__name__})', path) from None
-    check_external_data(proto, path.parent, path)
-    props = {p.key: p.value for p in proto.metadata_props}
-    if META_KEY not in props: raise BadInputError('an ONNX model without genre_classification metadata (export it with `pipeline export`)', path)
-    options = ort.SessionOptions(); options.log_severity_level = 3
-    options.intra_op_num_threads = threads       # onnxruntime ignores OMP_NUM_THREADS and threadpoolctl: the only way to pin it
-    # idle worker threads would spin between batches and steal the cores that decoding and features need (2x slower end to end)
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    try: session = ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
-    except Exception as e: raise BadInputError(f'onnxruntime cannot load it: {str(e).splitlines()[0]}', path) from None
-    return session, json.loads(props[META_KEY])
+    def export(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')   # the exporter's notes on tracing and its own deprecation
+            torch.onnx.export(_probabilities(model), (_example_input(meta),), str(path), dynamo=False, opset_version=opset,
+                              input_names=['input'], output_names=['probabilities'],
+                              dynamic_axes={'input': {0: 'batch'}, 'probabilities': {0: 'batch'}})
+    return write_onnx(Path(onnx_file) if onnx_file else Path(model_file).with_suffix('.onnx'), export,
+                      {**meta, 'source_model_file': str(model_file)})
 
 # %% ../nbs/05_export.ipynb #b8c9f204
 def max_probability_difference(model_file, onnx_file, inputs: np.ndarray) -> float:

@@ -14,7 +14,7 @@ from torchvision import models as tvm
 from .core import BadInputError, GENRES, ProjectPaths
 
 # %% auto #0
-__all__ = ['TORCHVISION_MODELS', 'MODEL_NAMES', 'INPUT_KINDS', 'SmallCNN', 'adapt_input_channels', 'replace_head', 'PadToMinSize',
+__all__ = ['TORCHVISION_MODELS', 'MODEL_NAMES', 'SmallCNN', 'adapt_input_channels', 'replace_head', 'PadToMinSize',
            'cached_weights_file', 'build_model', 'predict_windows', 'FeatureMLP', 'FeatureEnsemble', 'probe_head',
            'MusicnnProbe', 'model_from_meta', 'load_model', 'latest_model_file', 'model_file_in']
 
@@ -143,14 +143,12 @@ class MusicnnProbe(nn.Module):
     def forward(self, x): return self.head(self.backbone(x)[-1])
 
 # %% ../nbs/03_models.ipynb #cad6d99d
-INPUT_KINDS = ('logmel', 'image', 'kaggle_features', 'musicnn_patches')
-
 def model_from_meta(meta: dict) -> nn.Module:
-    "An untrained model of the architecture that checkpoint metadata `meta` describes."
-    if meta['input_kind'] == 'kaggle_features':
+    "An untrained model of the architecture that checkpoint metadata `meta` names (`model`; what it takes in is `02b_input_kinds`')."
+    if meta['model'] == 'feature_mlp':
         return FeatureEnsemble([FeatureMLP(len(meta['features']), len(meta['classes']), tuple(meta['hidden']), meta['dropout'])
                                 for _ in range(meta['ensemble'])])
-    if meta['input_kind'] == 'musicnn_patches': return MusicnnProbe(len(meta['classes']), meta['hidden'], meta['dropout'])
+    if meta['model'] == 'musicnn_probe': return MusicnnProbe(len(meta['classes']), meta['hidden'], meta['dropout'])
     return build_model(meta['model'], len(meta['classes']))
 
 def load_model(path) -> tuple[nn.Module, dict]:

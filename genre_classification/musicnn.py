@@ -4,7 +4,6 @@
 
 # %% ../nbs/02b_musicnn.ipynb #966d9f11
 from __future__ import annotations
-import json
 from functools import partial
 from pathlib import Path
 
@@ -15,14 +14,16 @@ from torch import nn
 
 from .core import BadInputError, sha1_file
 from .features import build_cache, store_array
+from .input_kinds import input_kind
+from .onnx_files import write_onnx
 from .pretrained import (MUSICNN_MODELS, MUSICNN_PATCH_FRAMES, checkpoint_index, musicnn_input_of_file,
                                              musicnn_weights_dir, read_checkpoint)
 
 # %% auto #0
-__all__ = ['TF_BN_EPS', 'MUSICNN_TAGS', 'MUSICNN_CHECKPOINT_NAMES', 'TAGGER_META_KEY', 'EMBEDDING_KEY', 'FrequencyPooledConv',
-           'MidEndConv', 'Musicnn', 'musicnn_state_dict', 'load_musicnn', 'musicnn_outputs', 'tag_means', 'top_tags',
-           'parity_report', 'MusicnnPair', 'tagger_meta', 'export_tagger', 'embedding_cache_file', 'patch_embeddings',
-           'EmbeddingCache', 'build_embedding_cache']
+__all__ = ['TF_BN_EPS', 'MUSICNN_TAGS', 'MUSICNN_CHECKPOINT_NAMES', 'EMBEDDING_KEY', 'FrequencyPooledConv', 'MidEndConv',
+           'Musicnn', 'musicnn_state_dict', 'load_musicnn', 'musicnn_outputs', 'tag_means', 'top_tags', 'parity_report',
+           'MusicnnPair', 'tagger_meta', 'export_tagger', 'embedding_cache_file', 'patch_embeddings', 'EmbeddingCache',
+           'build_embedding_cache']
 
 # %% ../nbs/02b_musicnn.ipynb #7857bcbc
 TF_BN_EPS = 1e-3
@@ -172,8 +173,6 @@ class MusicnnPair(nn.Module):
         outs = [n.embed(x) for n in self.nets]
         return (*[torch.sigmoid(o['logits']) for o in outs], torch.cat([o['penultimate'] for o in outs], dim=1))
 
-TAGGER_META_KEY = 'genre_classification'
-
 def tagger_meta(pair: MusicnnPair) -> dict:
     "What prediction needs to know about an exported tagger: its inputs, outputs and tag names."
     from genre_classification.pretrained import MUSICNN_AUDIO
@@ -184,21 +183,16 @@ def tagger_meta(pair: MusicnnPair) -> dict:
 
 def export_tagger(onnx_file, weights=None, opset: int = 17) -> Path:
     "Export both musicnn taggers (published weights) as one ONNX model to `onnx_file`; its path."
-    import onnx, os, warnings
+    import warnings
     pair = MusicnnPair({m: load_musicnn(m, weights) for m in MUSICNN_MODELS}).eval()
-    onnx_file = Path(onnx_file); onnx_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = onnx_file.with_name(onnx_file.name + '.partial')
     meta = tagger_meta(pair)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(pair, (torch.zeros(2, MUSICNN_PATCH_FRAMES, 96),), str(partial), dynamo=False, opset_version=opset,
-                          input_names=['input'], output_names=meta['outputs'],
-                          dynamic_axes={n: {0: 'batch'} for n in ['input', *meta['outputs']]})
-    proto = onnx.load(str(partial))
-    onnx.helper.set_model_props(proto, {TAGGER_META_KEY: json.dumps(meta)})
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(partial)); os.replace(partial, onnx_file)
-    return onnx_file
+    def export(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')   # the exporter's notes on tracing and its own deprecation
+            torch.onnx.export(pair, (torch.zeros(2, *input_kind(meta).example_shape(meta)),), str(path), dynamo=False, opset_version=opset,
+                              input_names=['input'], output_names=meta['outputs'],
+                              dynamic_axes={n: {0: 'batch'} for n in ['input', *meta['outputs']]})
+    return write_onnx(onnx_file, export, meta)
 
 # %% ../nbs/02b_musicnn.ipynb #f31212ae
 EMBEDDING_KEY = 'musicnn-0.1.0-penultimate'

@@ -4,151 +4,29 @@
 
 # %% ../nbs/06_predict.ipynb #c874aef9
 from __future__ import annotations
-import csv, glob, io, json, os, sys
-from dataclasses import asdict, dataclass, field
+import csv, glob, io, json, sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Iterable, Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path, run_command, user_cache
-from .data import AUDIO_EXTENSIONS, stream_audio
-from .features import kaggle_features, segment_input, stream_log_mel, window
-from .pretrained import MUSICNN_PATCH_FRAMES, musicnn_patches
+from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path, run_command, user_cache
+from .data import AUDIO_EXTENSIONS
+from .predictor import FilePrediction, GenrePredictor, Predictor, predict_file
+from .real_music import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TagFeaturePredictor, make_real_music_model
 
 # %% auto #0
-__all__ = ['MUSICNN_BATCH', 'GENRE_TAGS', 'FEATURE_WEIGHT', 'TAGGER_NAME', 'DEFAULT_MODEL_NAME', 'FEATURE_MODEL_NAME',
-           'logmel_windows', 'sample_windows', 'feature_windows', 'run_batched', 'Predictor', 'FilePrediction',
-           'predict_file', 'audio_files', 'predict_paths', 'format_results', 'genre_evidence', 'combine_evidence',
-           'TagFeaturePredictor', 'open_predictor', 'make_real_music_model', 'build_real_music_model_cli',
-           'make_feature_model', 'default_model_file', 'PredictConfig', 'predictors', 'predictors_cli']
+__all__ = ['open_predictor', 'audio_files', 'predict_paths', 'explanation_lines', 'format_results', 'make_feature_model',
+           'default_model_file', 'build_real_music_model_cli', 'PredictConfig', 'check_inputs', 'predictors',
+           'predictors_cli']
 
-# %% ../nbs/06_predict.ipynb #ef529389
-def logmel_windows(blocks: Iterable[np.ndarray], audio: AudioConfig) -> Iterator[np.ndarray]:
-    "Scaled log-mel windows (mels × segment_frames) of a signal given as blocks; the same as `track_windows` of the whole."
-    frames, pending, emitted = audio.segment_frames, None, 0
-    for chunk in stream_log_mel(blocks, audio):
-        pending = chunk if pending is None else np.concatenate([pending, chunk], axis=1)
-        while pending.shape[1] >= frames:
-            yield segment_input(pending[:, :frames], audio.top_db); emitted += 1
-            pending = pending[:, frames:]
-    if emitted == 0 and pending is not None and pending.shape[1]:
-        yield segment_input(window(pending, 0, frames), audio.top_db)
-
-# %% ../nbs/06_predict.ipynb #88ea1de4
-def sample_windows(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    "Non-overlapping windows of `size` samples from a stream of blocks; a shorter one only when the whole signal is shorter."
-    buffer, emitted = np.zeros(0, np.float32), 0
-    for block in blocks:
-        buffer = np.concatenate([buffer, block])
-        while len(buffer) >= size:
-            yield buffer[:size]; emitted += 1; buffer = buffer[size:]
-    if emitted == 0 and len(buffer): yield buffer
-
-def feature_windows(blocks: Iterable[np.ndarray], features: list[str], sr: int, seconds: float = 30.0) -> Iterator[np.ndarray]:
-    "Rows of the Kaggle features named `features` (in that order) for each `seconds` window of a stream of blocks."
-    for piece in sample_windows(blocks, int(round(seconds * sr))):
-        values = kaggle_features(piece, sr)
-        yield np.array([values[f] for f in features], np.float32)
-
-# %% ../nbs/06_predict.ipynb #e7b4384e
-# musicnn's convolutions are large enough to keep both cores busy with one patch: batches of 10 are no faster, and take 3x the memory
-MUSICNN_BATCH = 1
-
-def run_batched(run, inputs: Iterable[np.ndarray], batch_size: int):
-    "`run` (a model: batch in, array or tuple of arrays out) over `inputs` in batches of `batch_size`, outputs concatenated."
-    out, batch = [], []
-    for x in inputs:
-        batch.append(x)
-        if len(batch) == batch_size: out.append(run(np.stack(batch))); batch = []
-    if batch: out.append(run(np.stack(batch)))
-    if isinstance(out[0], (tuple, list)): return tuple(np.concatenate(parts) for parts in zip(*out))
-    return np.concatenate(out)
-
-class Predictor:
-    "One model, ready to give genre probabilities for audio files (`threads`: an ONNX model's operator threads, 0: one per core)."
-    def __init__(self, model_file, batch_size: int = 32, threads: int = 0):
-        self.model_file, self.batch_size = Path(model_file), batch_size
-        if self.model_file.suffix == '.onnx':
-            from genre_classification.export import load_onnx
-            self.session, self.meta = load_onnx(self.model_file, threads)
-            self._run = lambda x: self.session.run(None, {'input': x})[0]
-        else:
-            import torch
-            from genre_classification.models import load_model
-            model, self.meta = load_model(self.model_file)
-            def run(x):
-                with torch.no_grad(): return torch.softmax(model(torch.as_tensor(x)), dim=1).numpy()
-            self._run = run
-        if 'classes' not in self.meta:
-            raise BadInputError('not a genre model (the musicnn tagger alone gives tags, not genres: use real_music.json)', model_file)
-        self.classes, self.kind = self.meta['classes'], self.meta['input_kind']
-        if self.kind == 'musicnn_patches': self.batch_size = MUSICNN_BATCH
-        if self.kind == 'image':
-            raise BadInputError('this model was trained on spectrogram images made by another tool; it cannot be fed from audio '
-                                '(train on audio, or on images from `pipeline create-image-features-from-audio`)', model_file)
-        self.audio = AudioConfig(**self.meta['audio']) if 'audio' in self.meta else AudioConfig()
-
-    def describe(self) -> str:
-        "Which model this is and what it was trained on (with a warning when that was synthetic music only)."
-        kind = {'logmel': 'log-mel spectrogram windows', 'kaggle_features': 'Kaggle features of 30 s windows',
-                'musicnn_patches': 'musicnn embeddings of 3 s patches'}[self.kind]
-        note = ' -- trained on synthetic music only: answers on real music mean little' if self.meta.get('synthetic_only') else ''
-        return f"{self.meta['model']} on {kind} ({self.model_file.name}), trained on {self.meta.get('trained_on', 'unknown data')}{note}"
-
-    @property
-    def window_seconds(self) -> float:
-        "The stride between windows in seconds (a CNN window is `segment_frames` hops)."
-        if self.kind == 'kaggle_features': return 30.0
-        if self.kind == 'musicnn_patches': return MUSICNN_PATCH_FRAMES * self.audio.hop_length / self.audio.sample_rate
-        return self.audio.segment_frames * self.audio.hop_length / self.audio.sample_rate
-
-    def inputs(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        "The model inputs of a stream of audio blocks (at the model's sample rate), one per window."
-        if self.kind == 'kaggle_features': return feature_windows(blocks, self.meta['features'], self.audio.sample_rate)
-        if self.kind == 'musicnn_patches': return musicnn_patches(blocks)
-        return (w[None] for w in logmel_windows(blocks, self.audio))
-
-    def window_probabilities(self, path) -> tuple[np.ndarray, float]:
-        "Genre probabilities (windows × genres) of each window of audio file `path`, and its length in seconds."
-        samples = [0]
-        def counted(blocks):
-            for b in blocks: samples[0] += len(b); yield b
-        probs = run_batched(self._run, self.inputs(counted(stream_audio(path, self.audio.sample_rate, block_seconds=10.0))), self.batch_size)
-        return probs, samples[0] / self.audio.sample_rate
-
-    def window_outputs(self, path) -> tuple[np.ndarray, float, dict]:
-        "`window_probabilities` and what explains them (nothing more for a single model)."
-        return *self.window_probabilities(path), {}
-
-# %% ../nbs/06_predict.ipynb #ef7836a7
-@dataclass
-class FilePrediction:
-    "The answer for one file: its genre and top-k (and, from the real-music model, the tags behind it), or the reason it has none."
-    path: str
-    genre: str | None = None
-    probability: float | None = None
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-    seconds: float | None = None
-    timeline: list[tuple[float, str, float]] = field(default_factory=list)
-    tags: list[tuple[str, float]] = field(default_factory=list)
-    genre_evidence: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    probabilities: list[float] = field(default_factory=list)    # every genre's, in the model's order (`predictor.classes`)
-
-def predict_file(path, predictor: Predictor, top_k: int = 3, timeline: bool = False) -> FilePrediction:
-    "Predict the genre of audio file `path` with `predictor`; errors are reported in the result, not raised."
-    try: probs, seconds, why = predictor.window_outputs(path)
-    except BadInputError as e: return FilePrediction(str(path), error=e.reason)
-    mean = probs.mean(0)
-    order = np.argsort(-mean)[:top_k]
-    step = predictor.window_seconds
-    return FilePrediction(str(path), predictor.classes[order[0]], round(float(mean[order[0]]), 4),
-                          [(predictor.classes[i], round(float(mean[i]), 4)) for i in order], round(seconds, 2),
-                          [(round(k * step, 2), predictor.classes[int(p.argmax())], round(float(p.max()), 4)) for k, p in enumerate(probs)]
-                          if timeline else [], why.get('tags', []), why.get('genre_evidence', {}), probabilities=mean.tolist())
+# %% ../nbs/06_predict.ipynb #b71bb4d1
+def open_predictor(model_file, batch_size: int = 32, threads: int = 0) -> GenrePredictor:
+    "The predictor for `model_file`: a real-music model (`.json`), an ONNX model or a training model file; `threads` per ONNX session (0: one per core)."
+    if Path(model_file).suffix == '.json': return TagFeaturePredictor(model_file, batch_size, threads)
+    return Predictor(model_file, batch_size, threads)
 
 # %% ../nbs/06_predict.ipynb #0bf360b3
 def audio_files(paths: Iterable) -> list[Path]:
@@ -162,7 +40,7 @@ def audio_files(paths: Iterable) -> list[Path]:
         else: out.append(Path(p))
     return list(dict.fromkeys(out))
 
-def predict_paths(paths: Iterable, predictor: Predictor, top_k: int = 3, timeline: bool = False,
+def predict_paths(paths: Iterable, predictor: GenrePredictor, top_k: int = 3, timeline: bool = False,
                   progress: bool | None = None) -> list[FilePrediction]:
     "Predictions for every file of `paths` (see `audio_files`), in order; unreadable files carry an error."
     files = audio_files(paths)
@@ -172,7 +50,13 @@ def predict_paths(paths: Iterable, predictor: Predictor, top_k: int = 3, timelin
 # %% ../nbs/06_predict.ipynb #2f531a9d
 def _top(r: FilePrediction) -> str: return ', '.join(f'{g} {p:.2f}' for g, p in r.top_k)
 
-def format_results(results: list[FilePrediction], predictor: Predictor, fmt: str = 'table', explain: bool = False) -> str:
+def explanation_lines(r: FilePrediction) -> list[str]:
+    "What is behind answer `r`, as lines for people: its top tags and the three genres with the most tag evidence (none without tags)."
+    if not r.tags: return []
+    return ['top tags: ' + ', '.join(f'{t} {a:.2f}' for t, a in r.tags),
+            'genre evidence: ' + ', '.join(f'{g} {e:.2f}' for g, e in sorted(r.genre_evidence.items(), key=lambda x: -x[1])[:3])]
+
+def format_results(results: list[FilePrediction], predictor: GenrePredictor, fmt: str = 'table', explain: bool = False) -> str:
     "The predictions as a text table, JSON or CSV, each naming the model; `explain`: the tags behind each answer in the table."
     model = predictor.describe()
     if fmt == 'json': return json.dumps([{**asdict(r), 'model': model} for r in results], indent=1)
@@ -188,132 +72,11 @@ def format_results(results: list[FilePrediction], predictor: Predictor, fmt: str
         if r.error: lines.append(f'{r.path:{width}s}  error: {r.error}')
         else:
             lines.append(f'{r.path:{width}s}  {r.genre:9s}  {_top(r)}')
-            if explain and r.tags:
-                lines.append(f"{'':{width}s}    top tags: " + ', '.join(f'{t} {a:.2f}' for t, a in r.tags))
-                lines.append(f"{'':{width}s}    genre evidence: " + ', '.join(f'{g} {e:.2f}' for g, e in
-                                                                          sorted(r.genre_evidence.items(), key=lambda x: -x[1])[:3]))
+            if explain: lines += [f"{'':{width}s}    {line}" for line in explanation_lines(r)]
             lines += [f"{'':{width}s}    {t:7.1f} s  {g} {p:.2f}" for t, g, p in r.timeline]
     return '\n'.join(lines)
 
-# %% ../nbs/06_predict.ipynb #f2753c0d
-GENRE_TAGS = {   # GTZAN genre: {tagger: tags whose name says that genre}
-    'blues':     {'MSD_musicnn': ['blues']},
-    'classical': {'MTT_musicnn': ['classical', 'opera']},
-    'country':   {'MSD_musicnn': ['country'], 'MTT_musicnn': ['country']},
-    'hiphop':    {'MSD_musicnn': ['Hip-Hop']},
-    'jazz':      {'MSD_musicnn': ['jazz']},
-    'metal':     {'MSD_musicnn': ['metal', 'heavy metal'], 'MTT_musicnn': ['metal']},
-    'pop':       {'MSD_musicnn': ['pop', 'indie pop'], 'MTT_musicnn': ['pop']},
-    'rock':      {'MSD_musicnn': ['rock', 'classic rock', 'alternative rock', 'indie rock', 'hard rock', 'Progressive rock', 'punk'],
-                  'MTT_musicnn': ['rock']},
-}
-
-# %% ../nbs/06_predict.ipynb #c35db4ce
-def genre_evidence(tag_means: dict[str, dict[str, float]], classes: list[str] = GENRES) -> np.ndarray:
-    "Each genre's tag evidence from the taggers' mean activations ({tagger: {tag: activation}}); untagged genres get the mean."
-    evidence = np.array([max((tag_means[m][t] for m, tags in GENRE_TAGS.get(g, {}).items() for t in tags), default=np.nan)
-                         for g in classes])
-    return np.where(np.isnan(evidence), np.nanmean(evidence), evidence)
-
-# %% ../nbs/06_predict.ipynb #3ff6b3d1
-FEATURE_WEIGHT = 1 / 3
-
-def combine_evidence(feature_probs: np.ndarray, evidence: np.ndarray, feature_weight: float = FEATURE_WEIGHT) -> np.ndarray:
-    "Genre probabilities ∝ feature probabilities ** feature_weight × tag evidence (a product of experts), summing to 1."
-    score = feature_weight * np.log(np.clip(feature_probs, 1e-6, 1)) + np.log(np.clip(evidence, 1e-6, 1))
-    p = np.exp(score - score.max())
-    return p / p.sum()
-
-# %% ../nbs/06_predict.ipynb #092bb0ae
-def _tag_names(tagger_meta: dict) -> list[tuple[str, str]]:
-    return [(m, t) for m in tagger_meta['taggers'] for t in tagger_meta['tags'][m]]
-
-class TagFeaturePredictor:
-    "The real-music model: musicnn's genre tags combined with the feature MLP's probabilities, one answer per 30 s window."
-    kind, window_seconds = 'tags+features', 30.0
-
-    def __init__(self, manifest_file, batch_size: int = 32, threads: int = 0):
-        from genre_classification.export import load_onnx
-        self.model_file, self.batch_size = Path(manifest_file), batch_size
-        try: self.meta = json.loads(self.model_file.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise BadInputError(f'not a real-music model file ({e})', manifest_file) from None
-        if not isinstance(self.meta, dict) or self.meta.get('kind') != self.kind:
-            raise BadInputError("not a real-music model file (its 'kind' should be 'tags+features')", manifest_file)
-        if missing := [k for k in ('tagger', 'features_model', 'feature_weight') if k not in self.meta]:
-            raise BadInputError(f'a real-music model file without {", ".join(missing)} (make it again: pipeline build-real-music-model)', manifest_file)
-        folder = self.model_file.parent
-        self.features = Predictor(folder / self.meta['features_model'], batch_size, threads)
-        self.tagger, self.tagger_meta = load_onnx(folder / self.meta['tagger'], threads)
-        self.classes, self.audio, self.feature_weight = self.features.classes, self.features.audio, self.meta['feature_weight']
-        self.tag_names = _tag_names(self.tagger_meta)
-
-    def describe(self) -> str:
-        "Which model this is: the tagger and the feature model it combines."
-        return (f"real-music model ({self.model_file.name}): musicnn genre tags ({' + '.join(self.tagger_meta['taggers'])}) "
-                f"combined with {self.features.meta['model']} on Kaggle features, trained on {self.features.meta.get('trained_on', 'unknown data')}")
-
-    def tag_activations(self, path) -> np.ndarray:
-        "Tag activations (patches × all taggers' tags, in `tag_names` order) of each 3 s patch of audio file `path`."
-        patches = musicnn_patches(stream_audio(path, self.tagger_meta['audio']['sample_rate'], block_seconds=10.0))
-        outputs = run_batched(lambda x: self.tagger.run(None, {'input': x})[:-1], patches, MUSICNN_BATCH)
-        return np.concatenate(outputs, axis=1)
-
-    def _evidence(self, activations: np.ndarray) -> np.ndarray:
-        means = {}
-        for (m, t), a in zip(self.tag_names, activations.mean(0)): means.setdefault(m, {})[t] = float(a)
-        return genre_evidence(means, self.classes)
-
-    def window_outputs(self, path) -> tuple[np.ndarray, float, dict]:
-        "Combined genre probabilities per 30 s window, the file's length, its top tags and genre evidence, and a 3 s timeline."
-        feature_probs, seconds = self.features.window_probabilities(path)
-        tags = self.tag_activations(path)
-        patch_seconds = MUSICNN_PATCH_FRAMES * self.tagger_meta['audio']['hop_length'] / self.tagger_meta['audio']['sample_rate']
-        window_of_patch = np.minimum(np.arange(len(tags)) * patch_seconds // self.window_seconds, len(feature_probs) - 1)
-        probs = np.stack([combine_evidence(p, self._evidence(tags[window_of_patch == w] if (window_of_patch == w).any() else tags),
-                                           self.feature_weight) for w, p in enumerate(feature_probs)])
-        means = tags.mean(0)
-        top = [(f'{t} ({m[:3]})', round(float(means[i]), 3)) for i, (m, t) in sorted(enumerate(self.tag_names), key=lambda x: -means[x[0]])[:5]]
-        evidence = dict(zip(self.classes, np.round(self._evidence(tags), 3).tolist()))
-        # a finer timeline for people to look at: each patch's own tags with its window's feature probabilities
-        timeline = np.stack([combine_evidence(feature_probs[int(w)], self._evidence(tags[i:i + 1]), self.feature_weight)
-                             for i, w in enumerate(window_of_patch)])
-        return probs, seconds, {'tags': top, 'genre_evidence': evidence, 'timeline': (patch_seconds, timeline)}
-
-    def window_probabilities(self, path) -> tuple[np.ndarray, float]:
-        "Combined genre probabilities per 30 s window of audio file `path`, and its length in seconds."
-        return self.window_outputs(path)[:2]
-
-def open_predictor(model_file, batch_size: int = 32, threads: int = 0):
-    "The predictor for `model_file`: a real-music model (`.json`), an ONNX model or a training model file; `threads` per ONNX session (0: one per core)."
-    if Path(model_file).suffix == '.json': return TagFeaturePredictor(model_file, batch_size, threads)
-    return Predictor(model_file, batch_size, threads)
-
-# %% ../nbs/06_predict.ipynb #fc7f9b11
-TAGGER_NAME = 'musicnn_tagger.onnx'
-
-def make_real_music_model(folder, musicnn_weights=None, feature_weight: float = FEATURE_WEIGHT) -> Path:
-    "Export the musicnn tagger into `folder` (which holds the feature model) and write the real-music manifest; its path."
-    from genre_classification.musicnn import export_tagger
-    folder = Path(folder)
-    if not (folder / FEATURE_MODEL_NAME).is_file():
-        raise BadInputError(f'no {FEATURE_MODEL_NAME} here: export the feature model first (`pipeline export --model feature_mlp --output {folder / FEATURE_MODEL_NAME}`)', folder)
-    export_tagger(folder / TAGGER_NAME, musicnn_weights)
-    manifest = {'kind': 'tags+features', 'tagger': TAGGER_NAME, 'features_model': FEATURE_MODEL_NAME, 'feature_weight': feature_weight,
-                'genre_tags': GENRE_TAGS}
-    target = folder / DEFAULT_MODEL_NAME
-    partial = target.with_name(target.name + '.partial'); partial.write_text(json.dumps(manifest, indent=1) + '\n')
-    os.replace(partial, target)
-    return target
-
-def build_real_music_model_cli(models_dir: str = 'models',   # the folder with gtzan_features_mlp.onnx; the tagger and real_music.json go there
-                               musicnn_weights: str = ''):    # a musicnn wheel or weights folder (default: fetched once into the user cache)
-    "Build the real-music model (musicnn tagger + feature MLP) that `predictors` uses by default."
-    print(make_real_music_model(resolve_path(models_dir, ProjectPaths()), musicnn_weights or None))
-
 # %% ../nbs/06_predict.ipynb #5537efae
-DEFAULT_MODEL_NAME = 'real_music.json'
-FEATURE_MODEL_NAME = 'gtzan_features_mlp.onnx'
-
 def make_feature_model(target) -> Path:
     "Train the feature MLP on the packaged real GTZAN table (seconds) and export it to ONNX file `target`."
     from genre_classification.train_features import FeatureTrainConfig, train_feature_model
@@ -332,9 +95,14 @@ def default_model_file(make: bool = True) -> Path:
     try: import torch                                   # training the feature MLP and exporting the tagger need it, once
     except ImportError: raise BadInputError('no real-music model yet, and making it needs PyTorch: pip install "genre_classification[train]" once '
                                             '(or `make train`), or name a model file (--model)', target) from None
-    print(f'making the real-music default model once (musicnn tagger + feature MLP): {target}', file=sys.stderr)
+    print(f'making the real-music default model once (musicnn tagger + feature MLP, about a minute): {target}', file=sys.stderr, flush=True)
     if not (features := user_cache() / FEATURE_MODEL_NAME).is_file(): make_feature_model(features)
     return make_real_music_model(user_cache())
+
+def build_real_music_model_cli(models_dir: str = 'models',   # the folder with gtzan_features_mlp.onnx; the tagger and real_music.json go there
+                               musicnn_weights: str = ''):    # a musicnn wheel or weights folder (default: fetched once into the user cache)
+    "Build the real-music model (musicnn tagger + feature MLP) that `predictors` uses by default."
+    print(make_real_music_model(resolve_path(models_dir, ProjectPaths()), musicnn_weights or None))
 
 # %% ../nbs/06_predict.ipynb #97f37a26
 class PredictConfig(Settings):
@@ -345,7 +113,7 @@ class PredictConfig(Settings):
     top_k: int = Field(3, ge=1, le=10, description='how many genres to list per file')
     format: Literal['table', 'json', 'csv'] = Field('table', description='output format')
     output: str = Field('', description='write the results to this file instead of the terminal')
-    timeline: bool = Field(False, description='also list the top genre of every window with its start time')
+    timeline: bool = Field(False, description='also list the top genre of every timeline window (what the web page plots) with its start time')
     explain: bool = Field(False, description='also list the top tags and genre evidence behind each answer (real-music model)')
 
     @model_validator(mode='after')
@@ -353,14 +121,20 @@ class PredictConfig(Settings):
         if self.model and self.checkpoint: raise ValueError('give a model or a checkpoint, not both')
         return self
 
+def check_inputs(files: list[Path], paths: Iterable[str]) -> None:
+    "BadInputError, in one line, when `files` (what `paths` name) holds nothing to read: only folders without audio, or only missing files."
+    if not files:                        # only folders, holding no audio: an empty table would look like success
+        raise BadInputError(f"no audio files in {', '.join(paths)} (looked for {' '.join(sorted(AUDIO_EXTENSIONS))})")
+    if not any(f.is_file() for f in files): raise BadInputError(f"no such file: {', '.join(map(str, files))}")
+
 @options_from(PredictConfig, positional={'paths'})
 def _predictors(**settings) -> int:
     "Predict the genre of audio files (any format, rate, channels, length)."
     cfg = check_params(PredictConfig, settings)
+    files = audio_files(cfg.paths)       # before any model loads: a mistyped path costs one line, not a model's loading
+    check_inputs(files, cfg.paths)
     predictor = open_predictor(cfg.model or cfg.checkpoint or default_model_file())
-    if not audio_files(cfg.paths):       # only folders, holding no audio: an empty table would look like success
-        raise BadInputError(f"no audio files in {', '.join(cfg.paths)} (looked for {' '.join(sorted(AUDIO_EXTENSIONS))})")
-    results = predict_paths(cfg.paths, predictor, cfg.top_k, cfg.timeline)
+    results = predict_paths(files, predictor, cfg.top_k, cfg.timeline)
     text = format_results(results, predictor, cfg.format, cfg.explain)
     if cfg.output:
         Path(cfg.output).write_text(text + '\n'); print(f'{len(results)} results: {cfg.output}', file=sys.stderr)

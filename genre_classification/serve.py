@@ -15,7 +15,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from .core import BadInputError, ProjectPaths, TrackingUri, resolve_path
-from .predict import DEFAULT_MODEL_NAME, open_predictor, predict_file
+from .predict import open_predictor
+from .predictor import predict_file
+from .real_music import DEFAULT_MODEL_NAME
 
 # %% auto #0
 __all__ = ['MAX_AUDIO_MB', 'REGISTERED_NAME', 'audio_bytes', 'RequestError', 'GenreClassifierModel', 'answer_schema',

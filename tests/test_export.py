@@ -8,7 +8,8 @@ import torch
 
 from genre_classification.core import AudioConfig, BadInputError, GENRES
 from genre_classification.data import load_audio
-from genre_classification.export import export_onnx, load_onnx, max_probability_difference
+from genre_classification.export import export_onnx, max_probability_difference
+from genre_classification.onnx_files import load_onnx
 from genre_classification.features import KAGGLE_FEATURES, log_mel, track_windows
 from genre_classification.models import build_model
 from genre_classification.data import packaged_feature_table

@@ -62,7 +62,7 @@ def test_predicting_the_demo_and_monitoring_need_no_torch(served_models, shared_
 from genre_classification.predict import predictors
 assert predictors([{str(song)!r}, '--model', {str(served_models / 'real_music.json')!r}, '--format', 'json']) == 0
 from genre_classification.app import analyse
-probabilities, timeline, spectrogram = analyse({str(song)!r}, {str(served_models / 'small_cnn.onnx')!r})
+probabilities, timeline, spectrogram, why = analyse({str(song)!r}, {str(served_models / 'small_cnn.onnx')!r})
 assert len(probabilities) == 10
 from genre_classification.cli import pipeline
 code = pipeline(['monitor', {str(shared_data / 'audio_formats')!r}, '--output_dir', {str(tmp_path / 'monitor')!r}])

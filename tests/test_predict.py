@@ -152,7 +152,43 @@ def test_the_real_music_model_names_real_gtzan_clips_and_explains(features_witho
     assert len(record['tags']) == 5 and set(record['genre_evidence']) == set(GENRES) and record['genre'] in GENRES
 
 
+def test_the_real_music_timeline_is_the_fine_one_and_the_answer_is_decoded_once(features_without_clips, shared_data, monkeypatch):
+    "`--timeline` lists the 3 s patches (what the page plots), not the 30 s windows; the file is decoded once for both models."
+    import genre_classification.data as data
+    predictor = open_predictor(make_real_music_model(features_without_clips.parent))
+    clip = shared_data / 'gtzan_clips' / 'blues' / 'blues.00000.wav'
+    decodes = []
+    original = data._raw_blocks
+    monkeypatch.setattr(data, '_raw_blocks', lambda *a, **k: decodes.append(a[0]) or original(*a, **k))
+    windows = predictor.predict(clip)
+    assert len(decodes) == 1
+    from genre_classification.predictor import GenrePredictor
+    assert isinstance(predictor, GenrePredictor) and isinstance(predictor.features, GenrePredictor)   # both kinds offer the one interface
+    assert windows.probabilities.shape == (1, 10) and windows.timeline.shape == (10, 10) and windows.timeline_step == pytest.approx(2.992)
+    r = predict_file(clip, predictor, timeline=True)
+    assert [t for t, _, _ in r.timeline] == [round(k * 2.992, 2) for k in range(10)]
+    assert [g for _, g, _ in r.timeline] == [predictor.classes[i] for i in windows.timeline.argmax(1)]
+
+
+def test_paths_are_checked_before_a_model_loads_and_making_the_default_says_so_first(tmp_path, monkeypatch, capsys, shared_data):
+    import genre_classification.predict as predict
+    from genre_classification.core import BadInputError
+    monkeypatch.setattr(predict, 'user_cache', lambda: tmp_path / 'cache')           # no default model anywhere yet
+    monkeypatch.setattr(predict, 'ProjectPaths', lambda: ProjectPaths(root=tmp_path))
+    made = []
+    def make(target): made.append(target); raise BadInputError('stopped here: the test does not train')
+    monkeypatch.setattr(predict, 'make_feature_model', make)
+    assert predictors([str(tmp_path / 'snog.wav'), '--model', str(tmp_path / 'no_such_model.onnx')]) == 2
+    assert predictors([str(tmp_path / 'snog.wav')]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f'predictors: error: no such file: {tmp_path / "snog.wav"}'] * 2 and not made     # one line each, no model touched
+    assert predictors([str(shared_data / 'gtzan_clips')]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith('making the real-music default model once') and 'stopped here' in err[-1] and len(made) == 1
+
+
 def test_a_broken_real_music_model_is_a_one_line_error(tmp_path, features_without_clips):
+    sf.write(tmp_path / 'song.wav', synth_track('rock', 1, 2.0), 22050)
     (tmp_path / 'real_music.json').write_text('{"kind": "something else"}')
     done = subprocess.run(['predictors', str(tmp_path), '--model', str(tmp_path / 'real_music.json')], capture_output=True, text=True, env=ENV)
     assert done.returncode == 2 and "'kind' should be 'tags+features'" in done.stderr and 'Traceback' not in done.stderr
