@@ -21,10 +21,11 @@ from .data import SAMPLE_RATE, find_tracks, load_audio, stream_audio, track_id_o
 # %% auto #0
 __all__ = ['LIBROSA_GUFUNC_MODULES', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'compile_librosa_gufuncs',
            'median_filter_1d', 'hpss_parts', 'kaggle_features', 'feature_mismatches', 'clip_feature_rows',
-           'extract_features', 'read_feature_table', 'power_to_db', 'log_mel', 'stream_mel_power', 'stream_log_mel',
-           'segment_input', 'window', 'track_windows', 'spectrogram_key', 'cache_file', 'store_array', 'cached_log_mel',
-           'build_cache', 'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image',
-           'image_name', 'create_image_features', 'extract_features_cli', 'create_image_features_from_audio']
+           'extract_features', 'read_feature_table', 'power_to_db', 'log_mel', 'stream_windows', 'stream_mel_power',
+           'stream_log_mel', 'segment_input', 'window', 'track_windows', 'spectrogram_key', 'cache_file', 'store_array',
+           'cached_log_mel', 'build_cache', 'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image',
+           'read_spectrogram_image', 'image_name', 'create_image_features', 'extract_features_cli',
+           'create_image_features_from_audio']
 
 # %% ../nbs/02_features.ipynb #938ecc2a
 LIBROSA_GUFUNC_MODULES = ('librosa.util.utils', 'librosa.core.audio', 'librosa.core.pitch')
@@ -181,6 +182,18 @@ def log_mel(y: np.ndarray, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     "Log-mel spectrogram (n_mels × frames, dB re full scale, floor -100 dB) of mono signal `y`, frames centred on hops."
     power = np.abs(librosa.stft(np.asarray(y, np.float32), n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True, pad_mode='constant')) ** 2
     return power_to_db(_mel_basis(cfg) @ power)
+
+# %% ../nbs/02_features.ipynb #393de946
+def stream_windows(chunks: Iterable[np.ndarray], size: int, axis: int = 0, short: Callable | None = None) -> Iterator[np.ndarray]:
+    "Non-overlapping windows of `size` along `axis` of a stream of chunks; a shorter remainder (through `short`) only when it is all there is."
+    pending, emitted = None, 0
+    for chunk in chunks:
+        pending = chunk if pending is None else np.concatenate([pending, chunk], axis=axis)
+        while pending.shape[axis] >= size:
+            head, pending = np.split(pending, [size], axis=axis)
+            yield head; emitted += 1
+    if emitted == 0 and pending is not None and pending.shape[axis]:
+        yield short(pending) if short else pending
 
 # %% ../nbs/02_features.ipynb #567d2417
 def stream_mel_power(blocks: Iterable[np.ndarray], cfg: AudioConfig = AudioConfig()) -> Iterator[np.ndarray]:

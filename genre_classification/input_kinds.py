@@ -10,24 +10,12 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .core import AudioConfig, BadInputError
-from .features import kaggle_features, segment_input, stream_log_mel, window
+from .features import kaggle_features, segment_input, stream_log_mel, stream_windows, window
 from .pretrained import MUSICNN_PATCH_FRAMES, musicnn_patches
 
 # %% auto #0
-__all__ = ['FEATURE_SECONDS', 'MUSICNN_BATCH', 'INPUT_KINDS', 'stream_windows', 'logmel_windows', 'feature_windows', 'audio_of',
-           'InputKind', 'input_kind']
-
-# %% ../nbs/02b_input_kinds.ipynb #393de946
-def stream_windows(chunks: Iterable[np.ndarray], size: int, axis: int = 0, short: Callable | None = None) -> Iterator[np.ndarray]:
-    "Non-overlapping windows of `size` along `axis` of a stream of chunks; a shorter remainder (through `short`) only when it is all there is."
-    pending, emitted = None, 0
-    for chunk in chunks:
-        pending = chunk if pending is None else np.concatenate([pending, chunk], axis=axis)
-        while pending.shape[axis] >= size:
-            head, pending = np.split(pending, [size], axis=axis)
-            yield head; emitted += 1
-    if emitted == 0 and pending is not None and pending.shape[axis]:
-        yield short(pending) if short else pending
+__all__ = ['FEATURE_SECONDS', 'MUSICNN_BATCH', 'INPUT_KINDS', 'logmel_windows', 'feature_windows', 'audio_of', 'InputKind',
+           'input_kind']
 
 # %% ../nbs/02b_input_kinds.ipynb #11b6bc91
 def logmel_windows(blocks: Iterable[np.ndarray], audio: AudioConfig) -> Iterator[np.ndarray]:

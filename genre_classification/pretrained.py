@@ -225,15 +225,10 @@ def musicnn_compress(mel_power: np.ndarray) -> np.ndarray:
 # %% ../nbs/02a_pretrained.ipynb #3aad53a7
 def musicnn_patches(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     "musicnn's input patches (187 frames × 96 mels, float32) of a 16 kHz signal given as blocks."
-    from genre_classification.features import stream_mel_power
-    pending, emitted = np.zeros((0, MUSICNN_AUDIO.n_mels), np.float32), 0
-    for chunk in stream_mel_power(blocks, MUSICNN_AUDIO):
-        pending = np.concatenate([pending, musicnn_compress(chunk)])
-        while len(pending) >= MUSICNN_PATCH_FRAMES:
-            yield pending[:MUSICNN_PATCH_FRAMES]; emitted += 1
-            pending = pending[MUSICNN_PATCH_FRAMES:]
-    if emitted == 0 and len(pending):
-        yield np.resize(pending, (MUSICNN_PATCH_FRAMES, pending.shape[1]))   # repeat-pad, as musicnn's training did
+    from genre_classification.features import stream_mel_power, stream_windows
+    frames = (musicnn_compress(chunk) for chunk in stream_mel_power(blocks, MUSICNN_AUDIO))     # frames × mels
+    repeat_pad = lambda rest: np.resize(rest, (MUSICNN_PATCH_FRAMES, rest.shape[1]))          # as musicnn's training did
+    yield from stream_windows(frames, MUSICNN_PATCH_FRAMES, short=repeat_pad)
 
 def musicnn_input_of_file(path) -> np.ndarray:
     "All of audio file `path`'s musicnn patches: (patches × 187 × 96)."
