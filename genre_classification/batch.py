@@ -13,7 +13,8 @@ from typing import Annotated, Iterable, Literal
 import pandas as pd
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, default_workers, options_from, resolve_path
+from .core import (BadInputError, ProjectPaths, Settings, atomic_write, check_params, default_workers, options_from,
+                                       resolve_path)
 from .data import AUDIO_EXTENSIONS, warn_unreadable
 from .predict import FilePrediction, PredictConfig, audio_files, default_model_file, open_predictor, predict_file
 
@@ -131,9 +132,8 @@ class ResultWriter:
         self.last = time.monotonic()
         if not self.pending: return
         target = self.output / f'part-{self.number:05d}.parquet'
-        hidden = self.output / f'.{target.name}.partial'          # a leading dot: Parquet readers skip it
-        pq.write_table(pa.Table.from_pylist(self.pending, schema=self.schema), hidden)
-        os.replace(hidden, target)
+        with atomic_write(target) as hidden:          # a hidden name (a leading dot): Parquet readers skip it
+            pq.write_table(pa.Table.from_pylist(self.pending, schema=self.schema), hidden)
         self.rows += len(self.pending); self.failed.update((r['path'], r['error']) for r in self.pending if r['error'] is not None)
         self.number, self.pending = self.number + 1, []
 

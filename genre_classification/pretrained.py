@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from crc32c import crc32c
 
-from .core import AudioConfig, BadInputError, user_cache
+from .core import AudioConfig, BadInputError, atomic_write, user_cache
 
 # %% auto #0
 __all__ = ['TABLE_MAGIC', 'FOOTER_BYTES', 'TF_DTYPES', 'REFETCH_HINT', 'MUSICNN_MODELS', 'MUSICNN_REQUIREMENT', 'MUSICNN_AUDIO',
@@ -172,15 +172,12 @@ def unpack_musicnn_wheel(wheel, target) -> Path:
     try:
         with zipfile.ZipFile(wheel) as z:
             if missing := wanted - set(z.namelist()): raise BadInputError(f'not the musicnn 0.1.0 wheel: it lacks {sorted(missing)[0]}', wheel)
-            partial = Path(tempfile.mkdtemp(prefix='.musicnn-', dir=target.parent if target.parent.exists() else None))
-            for name in wanted:
-                dest = partial / (name.split('/', 1)[1] if name.startswith('musicnn/') else 'LICENSE.md')
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(name) as src, open(dest, 'wb') as out: shutil.copyfileobj(src, out)
+            with atomic_write(target) as partial:            # a folder, replacing the old one as a whole
+                for name in wanted:
+                    dest = partial / (name.split('/', 1)[1] if name.startswith('musicnn/') else 'LICENSE.md')
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(name) as src, open(dest, 'wb') as out: shutil.copyfileobj(src, out)
     except (zipfile.BadZipFile, OSError) as e: raise BadInputError(f'cannot read the musicnn wheel ({e})', wheel) from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists(): shutil.rmtree(target)
-    os.replace(partial, target)
     return target
 
 def fetch_musicnn_wheel(dest) -> Path:
