@@ -6,7 +6,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / 'genre_classification'
 
 
 def notebook_of(module: Path) -> str | None:
-    "The notebook a module is exported from (its header says), e.g. '03_models'."
+    "The notebook a module is exported from (its header says), e.g. '02c_models'."
     found = re.search(r'File to edit: \.\./nbs/([\w.]+)\.ipynb', module.read_text()[:1000])
     return found and found.group(1)
 
