@@ -206,8 +206,8 @@ class KeepRows(TrainHook):
 
 
 def test_the_probe_takes_user_hooks_and_resumes_after_a_kill(tmp_path, tiny_audio):
-    "The musicnn probe trains through the same `fit`: a user hook sees every epoch; killed after epoch 2 of 3 and resumed, it ends
-    where a run that was never killed does, and its MLflow run has each epoch once."
+    """The musicnn probe trains through the same `fit`: a user hook sees every epoch; killed after epoch 2 of 3 and resumed, it ends
+    where a run that was never killed does, and its MLflow run has each epoch once."""
     killed = subprocess.run([PYTHON, '-c', KILLED_RUN, str(tmp_path / 'k'), str(tiny_audio), 'musicnn_probe'], capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     [run_dir] = (tmp_path / 'k' / 'checkpoints').glob('musicnn_probe-*')
