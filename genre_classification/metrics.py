@@ -75,7 +75,9 @@ def plot_learning_curve(history: pd.DataFrame):
     a.plot(history.epoch, history.train_loss, 'o-'); a.set(xlabel='epoch', ylabel='training loss', title='Loss')
     for col in ['valid_segment_accuracy', 'valid_track_accuracy', 'valid_track_macro_f1']:
         if col in history: b.plot(history.epoch, history[col], 'o-', label=col.replace('valid_', '').replace('_', ' '))
-    b.set(xlabel='epoch', ylim=(0, 1.02), title='Validation'); b.legend(); fig.tight_layout()
+    b.set(xlabel='epoch', ylim=(0, 1.02), title='Validation')
+    if b.lines: b.legend()                  # a run without validation (the feature MLP) has none
+    fig.tight_layout()
     return fig
 
 def plot_confusion_matrix(y_true, y_pred, classes: list[str], title: str = 'Confusion matrix (rows: true genre)'):
