@@ -16,8 +16,10 @@ from data_steps import scaling_rows
 from main_job import main_job_phases, print_phases
 from genre_classification.core import ProjectPaths, default_workers, pick_device
 from genre_classification.models import MODEL_NAMES, build_model
-from genre_classification.train import (LOSSES, StepSettings, TrainConfig, audio_trackset, device_kind, make_optimizer,
-                                        step_settings, train)
+from genre_classification.hooks import StepSettings, device_kind, step_settings
+from genre_classification.learner import LOSSES, make_optimizer
+from genre_classification.train import TrainConfig, train
+from genre_classification.training_data import audio_trackset
 
 SETTINGS = {'fp32': StepSettings(), 'channels-last': StepSettings(channels_last=True), 'bf16': StepSettings(bf16=True),
             'channels-last + bf16': StepSettings(bf16=True, channels_last=True)}

@@ -8,7 +8,9 @@ from pathlib import Path
 from common import peak_rss_mb, table
 from genre_classification.core import ProjectPaths, pick_device
 from genre_classification.datasets import make_default_dataset
-from genre_classification.train import TrainConfig, audio_trackset, evaluate, train
+from genre_classification.metrics import evaluate
+from genre_classification.train import TrainConfig, train
+from genre_classification.training_data import audio_trackset
 
 
 def main_job_phases(work: Path, log_to_mlflow: bool = True, **settings) -> tuple[dict[str, float], dict[str, float], TrainConfig]:

@@ -18,8 +18,9 @@ from genre_classification.data import find_tracks
 from genre_classification.features import create_image_features
 from genre_classification.models import build_model
 from genre_classification.datasets import make_default_dataset
-from genre_classification.train import (LOSSES, TrainConfig, WindowDataset, WindowSource, audio_trackset, epoch_plan,
-                                        image_trackset, make_optimizer)
+from genre_classification.learner import LOSSES, make_optimizer
+from genre_classification.train import TrainConfig
+from genre_classification.training_data import WindowDataset, WindowSource, audio_trackset, epoch_plan, image_trackset
 from gpu import step_table
 
 

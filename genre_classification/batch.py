@@ -300,7 +300,8 @@ def build_embeddings(cfg: EmbeddingsConfig, paths: ProjectPaths | None = None, p
     "Fill the project's training cache for `cfg.data_dir`'s tracks on Ray; one row per track (path, cache_file, length, error)."
     from tqdm.auto import tqdm
     from genre_classification.data import find_tracks
-    from genre_classification.train import TrainConfig, dataset_root
+    from genre_classification.train import TrainConfig
+    from genre_classification.training_data import dataset_root
     paths = paths or ProjectPaths()
     root, _, _ = dataset_root(TrainConfig(data_dir=cfg.data_dir), paths, progress)
     tracks = find_tracks(root).path.tolist()

@@ -13,10 +13,11 @@ from pydantic import Field
 
 from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, write_report
 from .core import Experiment, TrackingUri, resolve_path
-from .data import packaged_feature_table, split_tracks
+from .data import packaged_feature_table
 from .features import read_feature_table
-from .train import (Evaluation, TrainConfig, audio_trackset, classification_metrics, evaluate, image_trackset,
-                                        plot_confusion_matrix)
+from .training_data import audio_trackset, image_trackset, split_feature_table
+from .metrics import Evaluation, classification_metrics, evaluate, plot_confusion_matrix
+from .train import TrainConfig
 from .train_features import feature_matrix
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
@@ -63,9 +64,7 @@ def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', pat
     if input_kind(meta, model_file).feature_table:         # the feature MLP is evaluated on the feature table, not on audio
         source = data_dir or meta['config'].get('features_csv') or packaged_feature_table()
         table = read_feature_table(source)
-        sides = split_tracks(table.rename(columns={'label': 'genre'}).drop_duplicates('track_id'), meta['config']['split'],
-                             meta['config']['seed']).set_index('track_id').split
-        table = table[table.track_id.map(sides).to_numpy() == split]
+        table = table[split_feature_table(table, meta['config']['split'], meta['config']['seed']) == split]
         X, y = feature_matrix(table, classes)
         with torch.no_grad(): probs = torch.softmax(model(torch.as_tensor(X)), 1).numpy()
         ev = Evaluation(table.track_id.tolist(), y, probs, y, probs)

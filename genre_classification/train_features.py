@@ -4,8 +4,8 @@
 
 # %% ../nbs/03a_train_features.ipynb #2ecd9630
 from __future__ import annotations
-import math
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +16,14 @@ from pydantic import Field
 
 from .core import (BadInputError, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri, check_params,
                                        fingerprint, options_from, resolve_path, sha1_file)
-from .data import genres_in, packaged_feature_table, split_tracks
+from .data import genres_in, packaged_feature_table
 from .features import KAGGLE_FEATURES, read_feature_table
 from .models import FeatureEnsemble, FeatureMLP
-from .tracking import git_commit, mlflow_run
-from .train import classification_metrics, plot_confusion_matrix, save_atomically
+from .tracking import git_commit
+from .training_data import TensorBatches, split_feature_table
+from .metrics import Evaluation, classification_metrics
+from .learner import Learner, TrainHook, fit
+from .hooks import MlflowLogging, ModelFile
 
 # %% auto #0
 __all__ = ['FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines',
@@ -44,27 +47,28 @@ class FeatureTrainConfig(Settings):
     experiment: Experiment = 'genre-classification'
 
 # %% ../nbs/03a_train_features.ipynb #58f4685d
-def fit_feature_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, cfg: FeatureTrainConfig) -> FeatureEnsemble:
-    "An ensemble of `cfg.ensemble` FeatureMLPs trained on rows `X` (raw Kaggle features) with labels `y`."
+def _smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, target, label_smoothing=0.1)
+
+def fit_feature_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, cfg: FeatureTrainConfig, hooks: list[TrainHook] = (),
+                    score_test: Callable[[], Evaluation] | None = None, ensemble: FeatureEnsemble | None = None) -> FeatureEnsemble:
+    "An ensemble (`ensemble`, filled) of `cfg.ensemble` FeatureMLPs trained on rows `X` (raw Kaggle features) with labels `y`, each by `fit` with `hooks`."
     threads = torch.get_num_threads(); torch.set_num_threads(1)
     try:
         x, target = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
-        members = []
+        ensemble = FeatureEnsemble([]) if ensemble is None else ensemble
         for k in range(cfg.ensemble):
-            torch.manual_seed(cfg.seed * 1000 + k)
+            torch.manual_seed(cfg.seed * 1000 + k)             # each member's weights and dropout come from a seed of its own
             mlp = FeatureMLP(x.shape[1], n_classes, cfg.hidden, cfg.dropout).set_normalisation(x)
+            ensemble.members.append(mlp)
+            rows = TensorBatches(x, target, cfg.batch_size, cfg.seed * 1000 + k)
             opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
-            gen = torch.Generator().manual_seed(cfg.seed * 1000 + k)
-            mlp.train()
-            for _ in range(cfg.epochs):
-                for idx in torch.randperm(len(x), generator=gen).split(cfg.batch_size):
-                    if len(idx) < 2: sched.step(); continue            # batch norm needs two rows
-                    loss = F.cross_entropy(mlp(x[idx]), target[idx], label_smoothing=0.1)
-                    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
-            members.append(mlp.eval())
-        return FeatureEnsemble(members).eval()
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * len(rows))
+            last = k == cfg.ensemble - 1    # the ensemble is scored (and its model file written) after its last member's epochs
+            fit(Learner(mlp, opt, sched, _smoothed_cross_entropy, rows, cfg.epochs, hooks=list(hooks), name=f'member{k}_',
+                        score_test=score_test if last else None))
+            mlp.eval()
+        return ensemble.eval()
     finally: torch.set_num_threads(threads)
 
 def feature_matrix(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -103,8 +107,7 @@ def compare_with_baselines(table: pd.DataFrame, cfg: FeatureTrainConfig = Featur
     cv = {name: [] for name in models}
     for fit, score in StratifiedKFold(folds, shuffle=True, random_state=cfg.seed).split(X, y):
         for name in models: cv[name].append(float((fit_predict(name, fit, score) == y[score]).mean()))
-    sides = split_tracks(table.rename(columns={'label': 'genre'}), 'fault_filtered').set_index('track_id').split
-    side = table.track_id.map(sides).to_numpy()
+    side = split_feature_table(table, 'fault_filtered')
     fit, score = np.flatnonzero(np.isin(side, ['train', 'valid'])), np.flatnonzero(side == 'test')
     ff = {name: float((fit_predict(name, fit, score) == y[score]).mean()) for name in models}
     return pd.DataFrame({f'{folds}-fold CV accuracy': {n: np.mean(v) for n, v in cv.items()},
@@ -127,36 +130,40 @@ def _feature_table_source(cfg: FeatureTrainConfig, paths: ProjectPaths):
     if not cfg.features_csv: return packaged_feature_table()
     return cfg.features_csv if '://' in cfg.features_csv else resolve_path(cfg.features_csv, paths)
 
+def _test_evaluation(ensemble: FeatureEnsemble, table: pd.DataFrame, X: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:
+    "The ensemble's `Evaluation` on the rows `X` (labels `y`) of `table`: a row is a track, so its windows are its track."
+    with torch.no_grad(): probs = torch.softmax(ensemble.eval()(torch.as_tensor(X)), 1).numpy()
+    ev = Evaluation(table.track_id.tolist(), y, probs, y, probs)
+    ev.metrics = {f'track_{k}': v for k, v in classification_metrics(y, probs.argmax(1), n_classes).items()}
+    return ev
+
+def _test_metrics(test: Evaluation) -> dict[str, float]: return {f'test_{k}': v for k, v in test.metrics.items()}
+
 def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True) -> FeatureResult:
     "Fit the feature MLP on a Kaggle-format table's train+valid tracks, score its test tracks, save and log it."
     paths = paths or ProjectPaths()
     source = _feature_table_source(cfg, paths)
     table = read_feature_table(source)
     classes = genres_in(table.label)
-    sides = split_tracks(table.rename(columns={'label': 'genre'}).drop_duplicates('track_id'), cfg.split, cfg.seed).set_index('track_id').split
-    side = table.track_id.map(sides).to_numpy()
+    side = split_feature_table(table, cfg.split, cfg.seed)
     X, y = feature_matrix(table, classes)
-    fit, score = np.isin(side, ['train', 'valid']), side == 'test'
+    fit_rows, test_rows = np.isin(side, ['train', 'valid']), side == 'test'
     trained_on = 'the real GTZAN feature table shipped with the package' if not cfg.features_csv else f'the feature table {cfg.features_csv}'
     meta = {'model': 'feature_mlp', 'classes': classes, 'input_kind': 'kaggle_features', 'features': KAGGLE_FEATURES,
             'hidden': list(cfg.hidden), 'dropout': cfg.dropout, 'ensemble': cfg.ensemble, 'trained_on': trained_on,
             'synthetic_only': False, 'dataset_fingerprint': fingerprint([sha1_file(source)]) if Path(str(source)).exists() else '',
             'config': cfg.model_dump()}
-    run_dir = resolve_path(cfg.checkpoints_path, paths) / f'feature_mlp-{cfg.cache_key()}'
-    with mlflow_run(cfg, paths, tags={'dataset': trained_on, 'git_commit': git_commit(paths.root)}, enabled=log_to_mlflow,
-                    run_name=run_dir.name) as run:
-        ens = fit_feature_mlp(X[fit], y[fit], len(classes), cfg)
-        with torch.no_grad(): pred = ens(torch.as_tensor(X[score])).argmax(1).numpy()
-        metrics = {f'test_track_{k}': v for k, v in classification_metrics(y[score], pred, len(classes)).items()}
-        meta.update(mlflow_run_id=run.info.run_id if run else '', feature_mean=ens.members[0].mean.tolist(),
-                    feature_std=ens.members[0].std.tolist(), test_metrics=metrics)
-        save_atomically({'model': ens.state_dict(), 'meta': meta}, run_dir / 'model.pt')
-        if run:
-            import mlflow, matplotlib.pyplot as plt
-            mlflow.log_params({'model': 'feature_mlp', **{k: str(v) for k, v in cfg.model_dump().items()}}); mlflow.log_metrics(metrics)
-            fig = plot_confusion_matrix(y[score], pred, classes); mlflow.log_figure(fig, 'confusion_matrix.png'); plt.close(fig)
-            mlflow.log_artifact(str(run_dir / 'model.pt'), artifact_path='model')
-    return FeatureResult(metrics, y[score], pred, classes, run_dir / 'model.pt', run.info.run_id if run else None)
+    model_file = resolve_path(cfg.checkpoints_path, paths) / f'feature_mlp-{cfg.cache_key()}' / 'model.pt'
+    ensemble = FeatureEnsemble([])
+    score = lambda: _test_evaluation(ensemble, table[test_rows], X[test_rows], y[test_rows], len(classes))
+    file_meta = lambda learn: {**meta, 'mlflow_run_id': learn.run_id or '', 'feature_mean': ensemble.members[0].mean.tolist(),
+                               'feature_std': ensemble.members[0].std.tolist(), 'test_metrics': _test_metrics(learn.test)}
+    logging = MlflowLogging(cfg, paths, {'dataset': trained_on, 'git_commit': git_commit(paths.root)},
+                            {'model': 'feature_mlp', **{k: str(v) for k, v in cfg.model_dump().items()}}, classes, model_file, model_file.parent.name)
+    hooks = [*([logging] if log_to_mlflow else []), ModelFile(model_file, file_meta, lambda learn: ensemble.state_dict())]
+    fit_feature_mlp(X[fit_rows], y[fit_rows], len(classes), cfg, hooks, score, ensemble)
+    test = score()
+    return FeatureResult(_test_metrics(test), y[test_rows], test.track_probs.argmax(1), classes, model_file, logging.run_id)
 
 # %% ../nbs/03a_train_features.ipynb #666112f3
 @options_from(FeatureTrainConfig, exclude={'hidden'})

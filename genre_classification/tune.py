@@ -17,6 +17,7 @@ from .core import BadInputError, ProjectPaths, Settings, check_params, options_f
 from .core import ClipSeconds, Device, TrackingUri, TracksPerGenre, resolve_path
 from .tracking import set_experiment, tracking_uri
 from .train import TrainConfig, train
+from .hooks import OptunaPruning
 
 # %% auto #0
 __all__ = ['FAST_MODELS', 'TuneConfig', 'storage_url', 'masked', 'is_database', 'retrying', 'open_storage',
@@ -122,11 +123,8 @@ def make_objective(cfg: TuneConfig, paths: ProjectPaths, parent_run_id: str | No
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr('worker', _worker_id())
         train_cfg = suggest_train_config(trial, cfg, paths)
-        def report(epoch: int, row: dict):
-            trial.report(row['valid_track_macro_f1'], epoch)
-            if trial.should_prune(): raise optuna.TrialPruned(f'pruned after epoch {epoch}')
         tags = {'optuna_study': cfg.study, 'optuna_trial': str(trial.number), **({'mlflow.parentRunId': parent_run_id} if parent_run_id else {})}
-        result = train(train_cfg, paths, progress=False, log_to_mlflow=parent_run_id is not None, on_epoch=report, tags=tags)
+        result = train(train_cfg, paths, progress=False, log_to_mlflow=parent_run_id is not None, hooks=[OptunaPruning(trial)], tags=tags)
         trial.set_user_attr('model_file', str(result.model_file))
         if result.run_id: trial.set_user_attr('mlflow_run_id', result.run_id)
         return float(result.history.valid_track_macro_f1.max())

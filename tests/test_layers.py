@@ -6,7 +6,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / 'genre_classification'
 
 
 def notebook_of(module: Path) -> str | None:
-    "The notebook a module is exported from (its header says), e.g. '03_models'."
+    "The notebook a module is exported from (its header says), e.g. '02c_models'."
     found = re.search(r'File to edit: (?:\.\./)+nbs/([\w.]+)\.ipynb', module.read_text()[:1000])
     return found and found.group(1)
 
@@ -39,12 +39,36 @@ def imported_modules(module: Path) -> set[str]:
 
 def test_no_module_imports_a_later_notebook():
     notebooks = {name: notebook_of(path) for name, path in modules().items()}
-    assert {'core', 'data', 'train', 'predict', 'synth.sound', 'synth.genres', 'datasets'} <= set(notebooks)
+    assert {'core', 'data', 'training_data', 'metrics', 'learner', 'hooks', 'train', 'predict', 'synth.sound', 'synth.genres',
+            'datasets'} <= set(notebooks)
     assert 'musicnn' in imported_modules(PACKAGE / 'models.py')        # an import inside a function counts too
     assert {'core', 'synth.sound', 'synth.parts'} <= imported_modules(PACKAGE / 'synth' / 'genres.py')   # relative, in a subpackage
     upward = [f'{m} ({notebooks[m]}) imports {i} ({notebooks[i]})' for m, path in modules().items()
               for i in imported_modules(path) if i in notebooks and notebooks[i] > notebooks[m]]
     assert not upward, upward
+
+
+
+def names_imported_from(module: Path) -> dict[str, set[str]]:
+    "The names `module` imports from each of the package's modules (at the top or inside functions)."
+    found = {}
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and (node.level == 1 or node.module.startswith('genre_classification.')):
+            found.setdefault(node.module.split('.')[-1], set()).update(a.name for a in node.names)
+    return found
+
+
+def test_evaluation_and_the_feature_route_take_their_metrics_from_metrics():
+    """`evaluate` and `train_features` judge models with `metrics`, not through the training loop: `evaluate` does not import the
+    learner's module (or the hooks) at all, and neither takes a name of `metrics` from another module."""
+    metric_names = {n.name for n in ast.parse((PACKAGE / 'metrics.py').read_text()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert {'Evaluation', 'classification_metrics', 'plot_confusion_matrix'} <= metric_names
+    assert not {'learner', 'hooks'} & imported_modules(PACKAGE / 'evaluate.py')
+    for module in ['evaluate', 'train_features']:
+        imported = names_imported_from(PACKAGE / f'{module}.py')
+        assert imported.get('metrics'), f'{module} takes no metrics from metrics'
+        elsewhere = {f'{name} from {source}' for source, names in imported.items() if source != 'metrics' for name in names & metric_names}
+        assert not elsewhere, f'{module} imports {sorted(elsewhere)}'
 
 
 WITHOUT_TORCH = """

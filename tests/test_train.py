@@ -1,6 +1,6 @@
 """Training runs you can trust: determinism, kill-and-resume, MLflow records (FAILED on interrupt), bad parameters
 stopped with one line (Python, CLI, papermill), the image route, the papermill job itself, and the feature MLP against baselines."""
-import inspect, json, os, signal, subprocess, sys, textwrap
+import json, os, signal, subprocess, sys, textwrap
 from pathlib import Path
 
 import mlflow
@@ -13,9 +13,9 @@ from genre_classification.core import BadInputError, GENRES, ProjectPaths, check
 from genre_classification.data import find_tracks
 from genre_classification.features import create_image_features
 from genre_classification.datasets import make_default_dataset
-from genre_classification import train as train_module
 from genre_classification.data import packaged_feature_table
 from genre_classification.features import read_feature_table
+from genre_classification.learner import TrainHook
 from genre_classification.train import TrainConfig, train
 from genre_classification.train_features import FeatureTrainConfig, compare_with_baselines, train_feature_model
 
@@ -47,23 +47,24 @@ def test_same_seed_same_metrics(tmp_path, tiny_audio):
 KILLED_RUN = textwrap.dedent('''
     import os, signal, sys
     from pathlib import Path
-    from genre_classification import train as t
+    from genre_classification import hooks
     from genre_classification.core import ProjectPaths
-    project, data = Path(sys.argv[1]), sys.argv[2]
-    save = t.save_atomically
+    from genre_classification.train import TrainConfig, train
+    project, data, model = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    save = hooks.save_atomically
     def save_then_die(obj, target):
         save(obj, target)
         if target.name == 'last.pt' and obj['epoch'] == 1: os.kill(os.getpid(), signal.SIGKILL)   # killed after epoch 2
-    t.save_atomically = save_then_die
-    cfg = t.TrainConfig(model='small_cnn', epochs=3, batch_size=8, segments_per_track=2, data_dir=data, device='cpu',
-                        checkpoints_path=str(project / 'checkpoints'), mlflow_tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    t.train(cfg, ProjectPaths(root=project), progress=False)
+    hooks.save_atomically = save_then_die
+    cfg = TrainConfig(model=model, epochs=3, batch_size=8, segments_per_track=2, data_dir=data, device='cpu',
+                      checkpoints_path=str(project / 'checkpoints'), mlflow_tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    train(cfg, ProjectPaths(root=project), progress=False)
 ''')
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, tiny_audio):
     "SIGKILL after epoch 2 of 3, then `resume`: same history and test metrics as a run that was never killed."
-    killed = subprocess.run([PYTHON, '-c', KILLED_RUN, str(tmp_path / 'k'), str(tiny_audio)], capture_output=True, text=True)
+    killed = subprocess.run([PYTHON, '-c', KILLED_RUN, str(tmp_path / 'k'), str(tiny_audio), 'small_cnn'], capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     resumed = train(tiny_config(tmp_path / 'k', tiny_audio, resume=True), ProjectPaths(root=tmp_path / 'k'), progress=False)
     whole = train(tiny_config(tmp_path / 'w', tiny_audio), ProjectPaths(root=tmp_path / 'w'), progress=False, log_to_mlflow=False)
@@ -91,15 +92,18 @@ def test_a_finished_run_records_everything(tmp_path, tiny_audio):
     for name in ['last.pt', 'best.pt', 'model.pt']: assert (result.run_dir / name).exists()
 
 
+class StopInEpoch(TrainHook):
+    "Raises `interruption` as epoch `epoch` (from 1) starts."
+    def __init__(self, interruption, epoch): self.interruption, self.epoch = interruption, epoch
+    def before_epoch(self, learn):
+        if learn.epoch + 1 == self.epoch: raise self.interruption('stopped')
+
+
 @pytest.mark.parametrize('interruption', [KeyboardInterrupt, RuntimeError])
-def test_an_interrupted_run_is_marked_failed(tmp_path, tiny_audio, monkeypatch, interruption):
+def test_an_interrupted_run_is_marked_failed(tmp_path, tiny_audio, interruption):
     "Ctrl-C (KeyboardInterrupt) or an error during epoch 2 ends the MLflow run FAILED; the exception goes on."
-    real_epoch = train_module._train_epoch
-    def epoch_then_stop(*args):
-        if inspect.signature(real_epoch).bind(*args).arguments['epoch'] == 1: raise interruption('stopped')
-        return real_epoch(*args)
-    monkeypatch.setattr(train_module, '_train_epoch', epoch_then_stop)
-    with pytest.raises(interruption): train(tiny_config(tmp_path, tiny_audio), ProjectPaths(root=tmp_path), progress=False)
+    with pytest.raises(interruption):
+        train(tiny_config(tmp_path, tiny_audio), ProjectPaths(root=tmp_path), progress=False, hooks=[StopInEpoch(interruption, 2)])
     runs = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_runs(
         [mlflow.get_experiment_by_name('genre-classification').experiment_id])
     assert [r.info.status for r in runs] == ['FAILED']
@@ -193,3 +197,30 @@ def test_the_musicnn_probe_end_to_end(tmp_path, tiny_audio):
     assert done.returncode == 0, done.stderr
     [answer] = json.loads(done.stdout)
     assert answer['genre'] in GENRES and 'musicnn_probe on musicnn embeddings' in answer['model']
+
+
+class KeepRows(TrainHook):
+    "A user hook: it keeps each epoch's row."
+    def __init__(self): self.rows = []
+    def after_epoch(self, learn): self.rows.append(dict(learn.row))
+
+
+def test_the_probe_takes_user_hooks_and_resumes_after_a_kill(tmp_path, tiny_audio):
+    """The musicnn probe trains through the same `fit`: a user hook sees every epoch; killed after epoch 2 of 3 and resumed, it ends
+    where a run that was never killed does, and its MLflow run has each epoch once."""
+    killed = subprocess.run([PYTHON, '-c', KILLED_RUN, str(tmp_path / 'k'), str(tiny_audio), 'musicnn_probe'], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [run_dir] = (tmp_path / 'k' / 'checkpoints').glob('musicnn_probe-*')
+    assert {p.name for p in run_dir.iterdir()} == {'best.pt', 'last.pt'}            # killed before the model file
+    probe = lambda project, **kw: tiny_config(project, tiny_audio, model='musicnn_probe', **kw)
+    resumed_rows, whole_rows = KeepRows(), KeepRows()
+    resumed = train(probe(tmp_path / 'k', resume=True), ProjectPaths(root=tmp_path / 'k'), progress=False, hooks=[resumed_rows])
+    whole = train(probe(tmp_path / 'w'), ProjectPaths(root=tmp_path / 'w'), progress=False, log_to_mlflow=False, hooks=[whole_rows])
+    pd.testing.assert_frame_equal(resumed.history, whole.history)
+    assert resumed.test.metrics == whole.test.metrics
+    assert [r['epoch'] for r in resumed_rows.rows] == [3] and whole_rows.rows == whole.history.to_dict('records')
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'k' / 'mlflow.db'}")
+    assert client.get_run(resumed.run_id).info.status == 'FINISHED'
+    assert [m.step for m in client.get_metric_history(resumed.run_id, 'train_loss')] == [1, 2, 3]
+    import torch
+    assert torch.load(resumed.model_file, weights_only=True)['meta']['model'] == 'musicnn_probe'
