@@ -10,17 +10,17 @@ from pathlib import Path
 from .core import BadInputError, Command, ProjectPaths, resolve_path, run_command
 
 # %% auto #0
-__all__ = ['COMMANDS', 'pipeline', 'PARAMS_HEADER', 'pipeline_cli', 'params_yaml', 'write_params']
+__all__ = ['COMMANDS', 'pipeline', 'PARAMS_HEADER', 'pipeline_cli', 'params_yaml', 'write_params_cli']
 
 # %% ../nbs/09_cli.ipynb #af95f44a
 COMMANDS = {
-    'make-default-dataset': ('genre_classification.datasets', '_make_default_dataset_cli', 'write the built-in synthetic dataset'),
-    'prepare-dataset': ('genre_classification.datasets', '_prepare_dataset_cli', "the DVC pipeline's data: the built-in dataset or a copy of yours"),
+    'make-default-dataset': ('genre_classification.datasets', 'make_default_dataset_cli', 'write the built-in synthetic dataset'),
+    'prepare-dataset': ('genre_classification.datasets', 'prepare_dataset_cli', "the DVC pipeline's data: the built-in dataset or a copy of yours"),
     'extract-features': ('genre_classification.features', 'extract_features_cli', 'Kaggle features of a folder of audio, as a CSV'),
-    'create-image-features-from-audio': ('genre_classification.features', 'create_image_features_from_audio', 'spectrogram PNGs of a folder of audio'),
-    'train-using-original-audios': ('genre_classification.train', 'train_using_original_audios', 'train a CNN on log-mels of audio files'),
-    'train-using-image-features': ('genre_classification.train', 'train_using_image_features', 'train a CNN on spectrogram images'),
-    'train-using-audio-features': ('genre_classification.train_features', 'train_using_audio_features', 'train the MLP on Kaggle features'),
+    'create-image-features-from-audio': ('genre_classification.features', 'create_image_features_from_audio_cli', 'spectrogram PNGs of a folder of audio'),
+    'train-using-original-audios': ('genre_classification.train', 'train_using_original_audios_cli', 'train a CNN on log-mels of audio files'),
+    'train-using-image-features': ('genre_classification.train', 'train_using_image_features_cli', 'train a CNN on spectrogram images'),
+    'train-using-audio-features': ('genre_classification.train_features', 'train_using_audio_features_cli', 'train the MLP on Kaggle features'),
     'evaluate': ('genre_classification.evaluate', 'evaluate_cli', 'per-genre metrics of a trained model on a split'),
     'export': ('genre_classification.export', 'export_cli', 'export a trained model to ONNX'),
     'build-real-music-model': ('genre_classification.predict', 'build_real_music_model_cli', "predictors' default: the musicnn tagger + the feature MLP"),
@@ -30,7 +30,7 @@ COMMANDS = {
     'serve': ('genre_classification.serve', 'serve_cli', 'serve the registered model over HTTP (mlflow models serve)'),
     'app': ('genre_classification.app', 'app_cli', 'the web demo: upload or record a song, see its genres and their timeline'),
     'tune': ('genre_classification.tune', 'tune_cli', 'an Optuna study in this process (see also `worker`)'),
-    'write-params': ('genre_classification.cli', 'write_params', "the DVC pipeline's params.yaml, from the settings' defaults"),
+    'write-params': ('genre_classification.cli', 'write_params_cli', "the DVC pipeline's params.yaml, from the settings' defaults"),
     'monitor': ('genre_classification.monitor', 'monitor_cli', 'data drift of new audio against the training data (exit 1: drift)'),
 }
 
@@ -64,10 +64,10 @@ def _stage_settings() -> dict[str, dict[str, tuple]]:
     "Each params.yaml section's settings: name -> (default, help), from the function or class its stage feeds."
     from fastcore.docments import docments
     from genre_classification.evaluate import EvaluateConfig
-    from genre_classification.datasets import _prepare_dataset_cli
+    from genre_classification.datasets import prepare_dataset_cli
     from genre_classification.train import TrainConfig
     fields = lambda cls: {k: (f.default, f.description) for k, f in cls.model_fields.items()}
-    return {'data': {k: (d.default, d.docment) for k, d in docments(_prepare_dataset_cli, full=True, returns=False).items()},
+    return {'data': {k: (d.default, d.docment) for k, d in docments(prepare_dataset_cli, full=True, returns=False).items()},
             'train': fields(TrainConfig), 'evaluate': fields(EvaluateConfig)}
 
 def params_yaml(dvc_yaml) -> str:
@@ -85,7 +85,7 @@ def params_yaml(dvc_yaml) -> str:
             lines.append(f'  {name}: {value:{32 - len(name)}s} # {help_text}')
     return '\n'.join(lines) + '\n'
 
-def write_params(output: str = 'params.yaml'):   # where to write (relative = under the project)
+def write_params_cli(output: str = 'params.yaml'):   # where to write (relative = under the project)
     "Write the DVC pipeline's params.yaml from the project's dvc.yaml and the defaults of the settings its stages feed."
     paths = ProjectPaths()
     target = resolve_path(output, paths)

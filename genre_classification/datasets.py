@@ -15,7 +15,7 @@ from .data import find_tracks
 from .synth.genres import synth_track
 
 # %% auto #0
-__all__ = ['make_default_dataset', 'is_synthetic_dataset', 'prepare_dataset']
+__all__ = ['make_default_dataset', 'is_synthetic_dataset', 'make_default_dataset_cli', 'prepare_dataset', 'prepare_dataset_cli']
 
 # %% ../nbs/01e_datasets.ipynb #bf217968
 _GENERATOR_VERSION = 1
@@ -75,7 +75,7 @@ def is_synthetic_dataset(root) -> bool:
     return (_read_manifest(Path(root)) or {}).get('generator_version') is not None
 
 # %% ../nbs/01e_datasets.ipynb #3d9f1ef2
-def _make_default_dataset_cli(dest: str = 'data/default',  # folder to write; it will hold genres_original/<genre>/*.wav
+def make_default_dataset_cli(dest: str = 'data/default',  # folder to write; it will hold genres_original/<genre>/*.wav
                              tracks_per_genre: int = 40,  # clips per genre
                              seconds: float = 10.0,  # length of each clip
                              seed: int = 0,  # the same seed gives the same dataset
@@ -101,7 +101,7 @@ def prepare_dataset(dest, source: str = '', tracks_per_genre: int = 40, seconds:
     (dest / 'source.json').write_text(json.dumps({'source': str(Path(source).resolve()), 'tracks': len(tracks)}, indent=1))
     return dest
 
-def _prepare_dataset_cli(dest: str = 'data/gtzan',  # folder to fill; it will hold genres_original/<genre>/<audio>
+def prepare_dataset_cli(dest: str = 'data/gtzan',  # folder to fill; it will hold genres_original/<genre>/<audio>
                         source: str = '',          # a GTZAN-like folder to copy; empty = the built-in synthetic dataset
                         tracks_per_genre: int = 40,  # built-in dataset: clips per genre
                         seconds: float = 10.0,     # built-in dataset: length of each clip

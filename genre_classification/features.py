@@ -25,7 +25,7 @@ __all__ = ['LIBROSA_GUFUNC_MODULES', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'F
            'stream_log_mel', 'segment_input', 'window', 'track_windows', 'spectrogram_key', 'cache_file', 'store_array',
            'cached_log_mel', 'build_cache', 'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image',
            'read_spectrogram_image', 'image_name', 'create_image_features', 'extract_features_cli',
-           'create_image_features_from_audio']
+           'create_image_features_from_audio_cli']
 
 # %% ../nbs/02_features.ipynb #938ecc2a
 LIBROSA_GUFUNC_MODULES = ('librosa.util.utils', 'librosa.core.audio', 'librosa.core.pitch')
@@ -339,7 +339,7 @@ def extract_features_cli(audio_dir: str,                  # folder of audio in g
     table = extract_features(find_tracks(audio_dir), output, segment_seconds or None, n_workers or None)
     print(f'{table.track_id.nunique()} tracks, {len(table)} rows: {output}')
 
-def create_image_features_from_audio(path_with_audios_dir: str = '',  # folder of audio in genre folders (required)
+def create_image_features_from_audio_cli(path_with_audios_dir: str = '',  # folder of audio in genre folders (required)
                                      path_to_image: str = 'Image_data',  # where to write <genre>/<name>.png
                                      n_workers: Workers = 0):
     "Write a log-mel spectrogram PNG for every track below `path_with_audios_dir`, in genre folders."

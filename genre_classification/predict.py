@@ -12,14 +12,14 @@ from typing import Iterable, Literal
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path, run_command, user_cache
+from .core import BadInputError, Command, ProjectPaths, Settings, check_params, options_from, resolve_path, user_cache
 from .data import AUDIO_EXTENSIONS
 from .predictor import FilePrediction, GenrePredictor, Predictor, predict_file
 from .real_music import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TagFeaturePredictor, make_real_music_model
 
 # %% auto #0
-__all__ = ['open_predictor', 'audio_files', 'predict_paths', 'explanation_lines', 'format_results', 'make_feature_model',
-           'default_model_file', 'build_real_music_model_cli', 'PredictConfig', 'check_inputs', 'predictors',
+__all__ = ['predictors', 'open_predictor', 'audio_files', 'predict_paths', 'explanation_lines', 'format_results',
+           'make_feature_model', 'default_model_file', 'build_real_music_model_cli', 'PredictConfig', 'check_inputs',
            'predictors_cli']
 
 # %% ../nbs/06_predict.ipynb #b71bb4d1
@@ -128,7 +128,7 @@ def check_inputs(files: list[Path], paths: Iterable[str]) -> None:
     if not any(f.is_file() for f in files): raise BadInputError(f"no such file: {', '.join(map(str, files))}")
 
 @options_from(PredictConfig, positional={'paths'})
-def _predictors(**settings) -> int:
+def predictors_cli(**settings) -> int:
     "Predict the genre of audio files (any format, rate, channels, length)."
     cfg = check_params(PredictConfig, settings)
     files = audio_files(cfg.paths)       # before any model loads: a mistyped path costs one line, not a model's loading
@@ -144,10 +144,4 @@ def _predictors(**settings) -> int:
         for r in failed: print(f'predictors: {r.path}: {r.error}', file=sys.stderr)
     return 1 if failed else 0
 
-def predictors(argv: list[str] | None = None) -> int:
-    "The `predictors` command; returns its exit code."
-    return run_command(_predictors, sys.argv[1:] if argv is None else list(argv), 'predictors')
-
-def predictors_cli() -> None:
-    "Console-script entry point of `predictors`."
-    sys.exit(predictors())
+predictors = Command(predictors_cli, 'predictors')

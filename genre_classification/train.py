@@ -30,8 +30,8 @@ from .tracking import git_commit
 
 # %% auto #0
 __all__ = ['PROBE_MODEL', 'PROBE_HIDDEN', 'PROBE_DROPOUT', 'TrainConfig', 'TrainResult', 'TrainRun', 'run_dir_of',
-           'prepare_training', 'probe_model', 'prepare_probe', 'run_hooks', 'train', 'train_using_original_audios',
-           'train_using_image_features']
+           'prepare_training', 'probe_model', 'prepare_probe', 'run_hooks', 'train', 'train_using_original_audios_cli',
+           'train_using_image_features_cli']
 
 # %% ../nbs/03_train.ipynb #69853231
 PROBE_MODEL = 'musicnn_probe'
@@ -214,11 +214,11 @@ def _report(result: TrainResult) -> None:
           f"macro-F1 {m['track_macro_f1']:.3f} per track\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
 
 @options_from(TrainConfig, exclude={'images_path'})
-def train_using_original_audios(**settings):
+def train_using_original_audios_cli(**settings):
     "Train a CNN on log-mel spectrograms of the audio files in `data_dir` (the origin's `--audio_paths` is its alias)."
     _report(train(check_params(TrainConfig, settings)))
 
 @options_from(TrainConfig, exclude={'data_dir'})
-def train_using_image_features(images_path='Image_data', **settings):
+def train_using_image_features_cli(images_path='Image_data', **settings):
     "Train a CNN on spectrogram images, as the origin project did."
     _report(train(check_params(TrainConfig, {**settings, 'images_path': images_path})))

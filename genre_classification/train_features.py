@@ -27,7 +27,7 @@ from .hooks import MlflowLogging, ModelFile
 
 # %% auto #0
 __all__ = ['FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines',
-           'FeatureResult', 'train_feature_model', 'train_using_audio_features']
+           'FeatureResult', 'train_feature_model', 'train_using_audio_features_cli']
 
 # %% ../nbs/03a_train_features.ipynb #d62db70b
 class FeatureTrainConfig(Settings):
@@ -167,7 +167,7 @@ def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = No
 
 # %% ../nbs/03a_train_features.ipynb #666112f3
 @options_from(FeatureTrainConfig, exclude={'hidden'})
-def train_using_audio_features(
+def train_using_audio_features_cli(
     compare: bool = False,                     # also print the comparison with four scikit-learn baselines (a minute or two)
     **settings):
     "Train the MLP on the 57 Kaggle features of a feature table (by default the real GTZAN table)."

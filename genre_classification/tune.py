@@ -13,16 +13,16 @@ import optuna
 from optuna.trial import TrialState
 from pydantic import AliasChoices, Field, field_validator
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, run_command
+from .core import BadInputError, Command, ProjectPaths, Settings, check_params, options_from
 from .core import ClipSeconds, Device, TrackingUri, TracksPerGenre, resolve_path
 from .tracking import set_experiment, tracking_uri
 from .train import TrainConfig, train
 from .hooks import OptunaPruning
 
 # %% auto #0
-__all__ = ['FAST_MODELS', 'TuneConfig', 'storage_url', 'masked', 'is_database', 'retrying', 'open_storage',
+__all__ = ['FAST_MODELS', 'worker', 'TuneConfig', 'storage_url', 'masked', 'is_database', 'retrying', 'open_storage',
            'suggest_train_config', 'make_objective', 'fail_dead_local_trials', 'load_study', 'study_run_id',
-           'run_worker', 'best_params', 'write_best_params', 'summary', 'worker', 'worker_cli', 'tune_cli']
+           'run_worker', 'best_params', 'write_best_params', 'summary', 'worker_cli', 'tune_cli']
 
 # %% ../nbs/07_tune.ipynb #db4a35d1
 FAST_MODELS = ['small_cnn', 'resnet18', 'mobilenet_v3_small', 'efficientnet_b0']
@@ -216,7 +216,7 @@ def summary(study: optuna.Study) -> str:
 
 # %% ../nbs/07_tune.ipynb #acae8330
 @options_from(TuneConfig, exclude={'seed', 'best_params_file'}, required={'study', 'n_trials'})
-def _worker(**settings) -> int:
+def worker_cli(**settings) -> int:
     "Join (or create) an Optuna study and run its trials until it has enough (each worker samples with its own seed)."
     cfg = check_params(TuneConfig, {**settings, 'seed': None})
     try: study = run_worker(cfg)
@@ -224,13 +224,7 @@ def _worker(**settings) -> int:
     print(summary(study))
     return 0
 
-def worker(argv: list[str] | None = None) -> int:
-    "The `worker` command; its exit code."
-    return run_command(_worker, sys.argv[1:] if argv is None else list(argv), 'worker')
-
-def worker_cli() -> None:
-    "Console-script entry point of `worker`."
-    sys.exit(worker())
+worker = Command(worker_cli, 'worker')
 
 @options_from(TuneConfig)
 def tune_cli(**settings):
