@@ -4,7 +4,10 @@ Registers the model in a temporary MLflow registry, starts the server on a free 
 requests (a 2 s clip each, base64 in JSON), `--concurrency` at a time, and prints p50/p95 latency and requests/s. Exits 1
 if any request failed. Only loopback addresses are used; the client stops by itself.
 
-    .venv/bin/python benchmarks/serve.py [--model models/real_music.json] [--requests 200] [--concurrency 8]
+    .venv/bin/python benchmarks/serve.py [--model FILE] [--requests 200] [--concurrency 8]
+
+Without --model it serves `predictors`' default, the real-music model (models/real_music.json after `make train`, else
+the user cache's, made there on first use), so `make bench` works before `make train`.
 """
 import argparse, base64, io, json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +15,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from genre_classification.core import ProjectPaths, project_root
+from genre_classification.core import ProjectPaths
+from genre_classification.predict import default_model_file
 from genre_classification.serve import REGISTERED_NAME, register_model
 from genre_classification.synth.genres import synth_track
 
@@ -52,11 +56,11 @@ def post(url: str, body: bytes, timeout: float = 120) -> tuple[int, float, dict]
 
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    args.add_argument('--model', default=str(project_root() / 'models' / 'real_music.json'))
+    args.add_argument('--model', default='', help="a model file (default: predictors' real-music model, made on first use)")
     args.add_argument('--requests', type=int, default=200); args.add_argument('--concurrency', type=int, default=8)
     a = args.parse_args()
-    if not Path(a.model).is_file():
-        print(f'serve.py: error: {a.model}: no such model file (run `make train` first, or pass --model)', file=sys.stderr); return 2
+    a.model = a.model or str(default_model_file())
+    if not Path(a.model).is_file(): print(f'serve.py: error: {a.model}: no such model file', file=sys.stderr); return 2
     work = Path(tempfile.mkdtemp())
     buf = io.BytesIO(); sf.write(buf, synth_track('rock', 0, 2.0), 22050, format='WAV')
     body = json.dumps({'dataframe_records': [{'audio': base64.b64encode(buf.getvalue()).decode()}]}).encode()
