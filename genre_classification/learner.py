@@ -95,6 +95,8 @@ class Learner:
     x: torch.Tensor | None = None                   # its loss, the epoch's row and speed, the test, the error that stopped it
     target: torch.Tensor | None = None
     loss: torch.Tensor | None = None
+    loss_sum: torch.Tensor | float = 0.0            # the epoch's summed loss and its samples so far (a progress bar's running loss)
+    seen: int = 0
     row: dict | None = None
     speed: float = 0.0
     test: Evaluation | None = None

@@ -19,7 +19,6 @@ from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, 
                    TracksPerGenre, check_params, options_from, pick_device, resolve_path, seed_everything)
 from .models import MODEL_NAMES, MusicnnProbe, build_model, probe_head
 from .musicnn import load_musicnn
-from .pretrained import MUSICNN_AUDIO
 from .training_data import (Dist, TensorBatches, TrackSet, WindowBatches, WindowSource, audio_trackset, image_trackset,
                             init_distributed, probe_trackset)
 from .metrics import Evaluation, evaluate, evaluate_probe
@@ -162,19 +161,18 @@ def probe_model(head: nn.Module, n_classes: int) -> MusicnnProbe:
 PROBE_HIDDEN, PROBE_DROPOUT = 128, 0.3
 
 def _probe_meta(cfg: TrainConfig, data: TrackSet, run_id: str | None) -> dict:
-    "What the probe's model file says about itself."
-    return {'model': PROBE_MODEL, 'classes': data.classes, 'input_kind': 'musicnn_patches', 'audio': MUSICNN_AUDIO.model_dump(),
-            'hidden': PROBE_HIDDEN, 'dropout': PROBE_DROPOUT, 'pretrained': 'musicnn 0.1.0 MTT_musicnn + MSD_musicnn (ISC licence)',
-            'trained_on': data.source, 'synthetic_only': data.synthetic, 'dataset_fingerprint': data.fingerprint,
-            'mlflow_run_id': run_id or '', 'config': cfg.model_dump()}
+    "What the probe's model file says about itself: what a CNN's says (its track set is musicnn's patches), and its head."
+    return {**_meta(cfg, data, run_id), 'hidden': PROBE_HIDDEN, 'dropout': PROBE_DROPOUT,
+            'pretrained': 'musicnn 0.1.0 MTT_musicnn + MSD_musicnn (ISC licence)'}
 
 def prepare_probe(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | None = None, progress: bool = True) -> TrainRun:
     "The probe's run of `cfg`: a head on the musicnn embeddings of `cfg`'s tracks, its batches the training patches."
     seed_everything(cfg.seed)
     data = data or probe_trackset(cfg, paths, progress)
     train_rows, n_classes = _train_rows(data), len(data.classes)
-    X = torch.as_tensor(np.concatenate([data.load(r) for r in train_rows]))
-    y = torch.as_tensor(np.concatenate([[data.tracks.label.values[r]] * len(data.load(r)) for r in train_rows]))
+    patches_of = [data.load(r) for r in train_rows]
+    X = torch.as_tensor(np.concatenate(patches_of))
+    y = torch.as_tensor(np.repeat(data.tracks.label.values[train_rows], [len(p) for p in patches_of]))
     head = probe_head(X.shape[1], n_classes, PROBE_HIDDEN, PROBE_DROPOUT)
     patches = TensorBatches(X, F.one_hot(y, n_classes).float(), cfg.batch_size, cfg.seed)
     opt = make_optimizer(cfg.optimizer, head.parameters(), cfg.lr, cfg.weight_decay)

@@ -54,12 +54,12 @@ def gather(obj, d: Dist) -> list:
 # %% ../nbs/02d_training_data.ipynb #d3b979b2
 @dataclass
 class TrackSet:
-    "Tracks with their split and label, and how to load each one's spectrogram (mel bands × frames, dB)."
-    tracks: pd.DataFrame                     # track_id, genre, path, split, label, frames
-    load: Callable[[int], np.ndarray]        # row index -> spectrogram in dB
+    "Tracks with their split and label, and how to load each one's input (a spectrogram in dB, mel bands × frames; or musicnn embeddings)."
+    tracks: pd.DataFrame                     # track_id, genre, path, split, label (and frames, for spectrograms)
+    load: Callable[[int], np.ndarray]        # row index -> the track's spectrogram, or its patch embeddings (patches × 400)
     classes: list[str]
     audio: AudioConfig
-    input_kind: str                          # 'logmel' or 'image'
+    input_kind: str                          # 'logmel', 'image' or 'musicnn_patches' (`input_kinds.INPUT_KINDS`)
     fingerprint: str                         # hash of the data's content
     source: str                              # what the data is, for people
     synthetic: bool = False                  # only the built-in synthetic music (answers on real music mean little)
