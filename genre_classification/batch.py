@@ -299,12 +299,12 @@ class EmbeddingsConfig(Settings):
 def build_embeddings(cfg: EmbeddingsConfig, paths: ProjectPaths | None = None, progress: bool = True) -> pd.DataFrame:
     "Fill the project's training cache for `cfg.data_dir`'s tracks on Ray; one row per track (path, cache_file, length, error)."
     from tqdm.auto import tqdm
-    from genre_classification.data import find_tracks
+    from genre_classification.data import find_dataset
     from genre_classification.train import TrainConfig
     from genre_classification.training_data import dataset_root
     paths = paths or ProjectPaths()
     root, _, _ = dataset_root(TrainConfig(data_dir=cfg.data_dir), paths, progress)
-    tracks = find_tracks(root).path.tolist()
+    tracks = find_dataset(root).path.tolist()      # the tracks training reads, in any layout
     weights = str(resolve_path(cfg.musicnn_weights, paths)) if cfg.musicnn_weights else ''
     with ray_cluster(cfg.address, cfg.workers) as ray:
         filled = map_in_actors(ray, tracks, CacheFiller, cfg.workers, kind=cfg.kind, cache_dir=str(paths.cache), n_mels=cfg.n_mels, weights=weights)

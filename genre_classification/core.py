@@ -60,7 +60,8 @@ Device = Annotated[str, Field(pattern=r'^(auto|cpu|cuda(:\d+)?)$', description='
 TrackingUri = Annotated[str, Field(description='MLflow tracking URI; empty = the local store under the project')]
 Experiment = Annotated[str, Field(min_length=1, description='MLflow experiment name')]
 Seed = Annotated[int, Field(ge=0, description='seed of every random choice')]
-Split = Annotated[Literal['random', 'fault_filtered'], Field(description="how tracks are split: stratified by genre, or GTZAN's artist-filtered split")]
+Split = Annotated[Literal['auto', 'random', 'dataset', 'fault_filtered'],
+                  Field(description="how tracks are split: auto (the dataset's own split where it has one, else random), random (stratified by label), dataset, or fault_filtered (GTZAN's artist-filtered split)")]
 TracksPerGenre = Annotated[int, Field(ge=3, le=1000, validation_alias=AliasChoices('default_tracks_per_genre', 'tracks_per_genre'),
                                       description='size of the built-in dataset')]
 ClipSeconds = Annotated[float, Field(ge=1, le=60, validation_alias=AliasChoices('default_clip_seconds', 'clip_seconds'),

@@ -95,14 +95,14 @@ def prepare_dataset(dest, source: str = '', tracks_per_genre: int = 40, seconds:
     if dest.exists() and any(dest.iterdir()) and not (dest / 'source.json').exists():
         raise BadInputError('already holds files that prepare_dataset did not write (no source.json); choose an empty folder', dest)
     shutil.rmtree(dest, ignore_errors=True)
-    for genre, path in zip(tqdm(tracks.genre, desc='copying tracks', disable=not progress), tracks.path):
+    for tid, genre, path in zip(tqdm(tracks.track_id, desc='copying tracks', disable=not progress), tracks.genre, tracks.path):
         (dest / 'genres_original' / genre).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest / 'genres_original' / genre / Path(path).name)
+        shutil.copy2(path, dest / 'genres_original' / genre / (tid.replace('/', '__') + Path(path).suffix))   # an album's tracks side by side
     (dest / 'source.json').write_text(json.dumps({'source': str(Path(source).resolve()), 'tracks': len(tracks)}, indent=1))
     return dest
 
 def prepare_dataset_cli(dest: str = 'data/gtzan',  # folder to fill; it will hold genres_original/<genre>/<audio>
-                        source: str = '',          # a GTZAN-like folder to copy; empty = the built-in synthetic dataset
+                        source: str = '',          # a folder of audio per label (GTZAN's, or your own) to copy; empty = the built-in synthetic dataset
                         tracks_per_genre: int = 40,  # built-in dataset: clips per genre
                         seconds: float = 10.0,     # built-in dataset: length of each clip
                         seed: int = 0):            # built-in dataset: the same seed gives the same clips

@@ -18,7 +18,7 @@ from .features import read_feature_table
 from .training_data import audio_trackset, image_trackset, split_feature_table
 from .metrics import Evaluation, classification_metrics, evaluate, plot_confusion_matrix
 from .train import TrainConfig
-from .train_features import feature_matrix
+from .train_features import FeatureTrainConfig, feature_matrix, feature_table_of
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
 
@@ -31,7 +31,7 @@ class EvaluateConfig(Settings):
     "What to evaluate, on what, and where to record it."
     model_file: str = Field('', description="model file from training; empty = run_id's, else the newest")
     run_id: str = Field('', pattern=r'^[0-9a-f]*$', description='MLflow run id of a training')
-    data_dir: str = Field('', description='GTZAN-like folder; empty = the data the model was trained on')
+    data_dir: str = Field('', description='labelled audio in any layout (or, for the feature model, a feature table); empty = the data the model was trained on')
     split: Literal['test', 'valid', 'train'] = Field('test', description='which tracks to judge')
     experiment: Experiment = 'genre-classification'
     mlflow_tracking_uri: TrackingUri = ''
@@ -53,6 +53,10 @@ def model_file_of(cfg: EvaluateConfig, paths: ProjectPaths | None = None) -> Pat
     return latest_model_file(paths.checkpoints)
 
 # %% ../nbs/04_evaluate.ipynb #8d8758ca
+def _is_feature_table(path: str) -> bool:
+    "Whether `path` is a Kaggle-format feature table (a CSV with the feature columns), not a dataset of audio."
+    return str(path).endswith('.csv') and (path.startswith(('s3://', 'http')) or 'mfcc1_mean' in pd.read_csv(path, nrows=0).columns)
+
 def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', paths: ProjectPaths | None = None) -> tuple[Evaluation, dict]:
     "The Evaluation of the model in `model_file` on `split` (of its training data, or of `data_dir`), and its metadata."
     paths = paths or ProjectPaths()
@@ -62,9 +66,11 @@ def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', pat
     model, meta = load_model(model_file)
     classes = meta['classes']
     if input_kind(meta, model_file).feature_table:         # the feature MLP is evaluated on the feature table, not on audio
-        source = data_dir or meta['config'].get('features_csv') or packaged_feature_table()
-        table = read_feature_table(source)
-        table = table[split_feature_table(table, meta['config']['split'], meta['config']['seed']) == split]
+        fcfg = FeatureTrainConfig(**meta['config'])
+        if data_dir:        # a Kaggle-format feature table, or labelled audio whose features are extracted
+            fcfg = fcfg.model_copy(update={'features_csv': data_dir, 'data_dir': ''} if _is_feature_table(data_dir) else {'features_csv': '', 'data_dir': data_dir})
+        table = feature_table_of(fcfg, paths, progress=False)[0]
+        table = table[split_feature_table(table, fcfg.split_method(), fcfg.seed) == split]
         X, y = feature_matrix(table, classes)
         with torch.no_grad(): probs = torch.softmax(model(torch.as_tensor(X)), 1).numpy()
         ev = Evaluation(table.track_id.tolist(), y, probs, y, probs)
@@ -72,7 +78,7 @@ def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', pat
         return ev, meta
     cfg = TrainConfig(**{**meta['config'], **({'data_dir': data_dir, 'images_path': ''} if data_dir else {})})
     data = image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress=False)
-    if data.classes != classes: raise BadInputError(f'the data has genres {data.classes}, the model knows {classes}', data_dir or None)
+    if data.classes != classes: raise BadInputError(f'the data has the labels {data.classes}, the model knows {classes}', data_dir or None)
     if not len(data.indices(split)): raise BadInputError(f"the split has no '{split}' tracks", data_dir or None)
     return evaluate(model, data, split), meta
 

@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image
 
 from .core import AudioConfig, BadInputError, Workers, atomic_write, fingerprint, map_in_processes, sha1_file
-from .data import SAMPLE_RATE, find_tracks, load_audio, stream_audio, track_id_of, warn_unreadable
+from .data import SAMPLE_RATE, find_dataset, find_tracks, load_audio, stream_audio, track_id_of, warn_unreadable
 
 # %% auto #0
 __all__ = ['LIBROSA_GUFUNC_MODULES', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'compile_librosa_gufuncs',
@@ -306,7 +306,8 @@ def read_spectrogram_image(path) -> np.ndarray:
 # %% ../nbs/02_features.ipynb #7cbf4a28
 def image_name(track_id: str) -> str:
     "The Kaggle `images_original` name of a track: 'blues00003.png' for 'blues.00003'."
-    return track_id.replace('.', '', 1) + '.png' if track_id_of(track_id) == track_id and '.' in track_id else f'{track_id}.png'
+    if track_id_of(track_id) == track_id and '.' in track_id: return track_id.replace('.', '', 1) + '.png'
+    return track_id.replace('/', '__') + '.png'      # a track in a subfolder (an album) of its label's folder
 
 def _write_image(job: tuple) -> str:
     path, target, cfg = job
@@ -331,12 +332,12 @@ def create_image_features(tracks: pd.DataFrame, image_dir, cfg: AudioConfig = Au
     return out.reset_index(drop=True)
 
 # %% ../nbs/02_features.ipynb #82176610
-def extract_features_cli(audio_dir: str,                  # folder of audio in genre folders (a GTZAN copy, or data/default)
+def extract_features_cli(audio_dir: str,                  # labelled audio in any layout find_dataset reads (a folder per label, a table, FMA, GTZAN)
                          output: str = 'features.csv',    # the Kaggle-format CSV to write; rows already in it are kept
                          segment_seconds: float = 0,      # 0: one row per whole clip (features_30_sec.csv); 3: per 3 s (features_3_sec.csv)
                          n_workers: Workers = 0):
     "Compute the Kaggle GTZAN features of every track below `audio_dir` into a CSV."
-    table = extract_features(find_tracks(audio_dir), output, segment_seconds or None, n_workers or None)
+    table = extract_features(find_dataset(audio_dir), output, segment_seconds or None, n_workers or None)
     print(f'{table.track_id.nunique()} tracks, {len(table)} rows: {output}')
 
 def create_image_features_from_audio_cli(path_with_audios_dir: str = '',  # folder of audio in genre folders (required)
@@ -344,5 +345,5 @@ def create_image_features_from_audio_cli(path_with_audios_dir: str = '',  # fold
                                      n_workers: Workers = 0):
     "Write a log-mel spectrogram PNG for every track below `path_with_audios_dir`, in genre folders."
     if not path_with_audios_dir: raise BadInputError('say which folder of audio: --path_with_audios_dir DIR')
-    images = create_image_features(find_tracks(path_with_audios_dir), path_to_image, n_workers=n_workers or None)
+    images = create_image_features(find_dataset(path_with_audios_dir), path_to_image, n_workers=n_workers or None)
     print(f'{len(images)} images: {path_to_image}')

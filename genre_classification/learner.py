@@ -18,8 +18,8 @@ from .training_data import Dist, gather
 from .metrics import Evaluation
 
 # %% auto #0
-__all__ = ['LOSSES', 'LR_BASE_BATCH', 'EVENTS', 'focal_loss', 'make_optimizer', 'make_schedule', 'scaled_lr', 'TrainHook',
-           'Learner', 'fit']
+__all__ = ['LOSSES', 'LR_BASE_BATCH', 'EVENTS', 'focal_loss', 'balanced_class_weights', 'class_weighted', 'make_optimizer',
+           'make_schedule', 'scaled_lr', 'TrainHook', 'Learner', 'fit']
 
 # %% ../nbs/02f_learner.ipynb #19a412e2
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -33,6 +33,18 @@ LOSSES = {
     'kldiv': lambda logits, target: F.kl_div(F.log_softmax(logits, dim=1), target, reduction='batchmean'),
     'focal': focal_loss,
 }
+
+# %% ../nbs/02f_learner.ipynb #a9ee67b0
+def balanced_class_weights(labels, n_classes: int) -> torch.Tensor:
+    "Inverse-frequency weights of the classes of `labels` (class indices): n / (k · count), 1 for every class when they are equally common."
+    counts = np.bincount(np.asarray(labels), minlength=n_classes).astype(np.float64)
+    if (counts == 0).any(): raise BadInputError(f'class {int(np.flatnonzero(counts == 0)[0])} has no training tracks')
+    return torch.as_tensor(counts.sum() / (n_classes * counts), dtype=torch.float32)
+
+def class_weighted(loss_fn: Callable, weights: torch.Tensor) -> Callable:
+    "`loss_fn` (logits, target distribution) with each class's part of the target scaled by `weights`."
+    def weighted(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor: return loss_fn(logits, target * weights.to(target.device))
+    return weighted
 
 # %% ../nbs/02f_learner.ipynb #78868ab6
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:

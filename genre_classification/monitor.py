@@ -15,7 +15,7 @@ from .features import KAGGLE_FEATURES, extract_features, read_feature_table
 from .data import find_tracks, packaged_feature_table
 
 # %% auto #0
-__all__ = ['current_table', 'DriftResult', 'check_drift', 'monitor_cli']
+__all__ = ['current_table', 'model_reference', 'DriftResult', 'check_drift', 'monitor_cli']
 
 # %% ../nbs/08_monitor.ipynb #28caaaef
 def _predictions(path: Path) -> pd.DataFrame:
@@ -29,12 +29,35 @@ def current_table(current, work_dir, n_workers: int | None = None) -> tuple[pd.D
     "The current batch as a table and its kind ('features' or 'predictions'): from an audio folder, a feature CSV or predictions."
     path = Path(current)
     if path.is_dir():
-        return extract_features(find_tracks(path, genres=None), Path(work_dir) / 'current_features.csv', n_workers=n_workers, progress=False), 'features'
+        return extract_features(find_tracks(path, labelled=False), Path(work_dir) / 'current_features.csv', n_workers=n_workers, progress=False), 'features'
     if not path.is_file(): raise BadInputError('no such file or folder', path)
     if path.suffix == '.json': return _predictions(path), 'predictions'
     columns = pd.read_csv(path, nrows=0).columns
     if 'genre' in columns and 'probability' in columns: return _predictions(path), 'predictions'
     return read_feature_table(path), 'features'
+
+# %% ../nbs/08_monitor.ipynb #1e176adf
+def _model_meta(model_file: Path) -> dict:
+    if model_file.suffix == '.onnx':
+        from genre_classification.onnx_files import load_onnx
+        return load_onnx(model_file, threads=1)[1]
+    from genre_classification.models import load_model
+    return load_model(model_file)[1]
+
+def model_reference(model_file, paths=None) -> pd.DataFrame:
+    "The Kaggle features of the data the model in `model_file` (model.pt or its ONNX export) was trained on: the reference for its new audio."
+    from genre_classification.core import ProjectPaths
+    from genre_classification.train_features import FeatureTrainConfig, dataset_feature_table, feature_table_of
+    model_file, paths = Path(model_file), paths or ProjectPaths()
+    meta = _model_meta(model_file)
+    cfg = meta.get('config')
+    if not cfg: raise BadInputError('its metadata does not say what it was trained on; give the reference feature table (--reference)', model_file)
+    if meta.get('input_kind') == 'kaggle_features': return feature_table_of(FeatureTrainConfig(**cfg), paths, progress=False)[0]
+    if cfg.get('images_path'): raise BadInputError('it was trained on spectrogram images, which have no features to compare with; give --reference', model_file)
+    from genre_classification.train import TrainConfig
+    from genre_classification.training_data import dataset_root
+    root, _, _ = dataset_root(TrainConfig(**cfg), paths, progress=False)
+    return dataset_feature_table(str(root), paths, progress=False)[0]
 
 # %% ../nbs/08_monitor.ipynb #e64711c4
 @dataclass
@@ -81,11 +104,12 @@ def _drifted(metric: dict) -> bool:
 
 # %% ../nbs/08_monitor.ipynb #42793a2d
 def monitor_cli(current: str,                       # a folder of audio, a feature CSV, or predictors' JSON/CSV output
-                reference: str = '',                # feature CSV of the training data (empty: the real GTZAN table shipped)
+                reference: str = '',                # feature CSV of the training data (empty: --model's, else the real GTZAN table shipped)
+                model: str = '',                    # the model in use (model.pt or .onnx): compare with the data it was trained on
                 output_dir: str = 'runs/monitor',   # where the HTML and JSON reports go
                 drift_share: float = 0.5):          # share of drifted columns that counts as drift
     "Data drift of a new batch against the training reference; exit code 1 on drift."
-    ref = read_feature_table(reference or packaged_feature_table())
+    ref = read_feature_table(reference) if reference else model_reference(model) if model else read_feature_table(packaged_feature_table())
     table, kind = current_table(current, output_dir)
     result = check_drift(ref, table, kind, output_dir, drift_share)
     print(result.verdict()); print(f'report: {result.html}')

@@ -22,13 +22,14 @@ from .musicnn import load_musicnn
 from .training_data import (Dist, TensorBatches, TrackSet, WindowBatches, WindowSource, audio_trackset, image_trackset,
                             init_distributed, probe_trackset)
 from .metrics import Evaluation, evaluate, evaluate_probe
-from .learner import LOSSES, Learner, TrainHook, fit, make_optimizer, make_schedule, scaled_lr
+from .learner import (LOSSES, Learner, TrainHook, balanced_class_weights, class_weighted, fit, make_optimizer, make_schedule,
+                                          scaled_lr)
 from .hooks import (BF16, Augment, ChannelsLast, Checkpointing, EachEpoch, MlflowLogging, ModelFile, PrintEpochs, ProgressBar,
                     RecalibrateBatchNorm, Resume, TrainReports, step_settings)
 from .tracking import git_commit
 
 # %% auto #0
-__all__ = ['PROBE_MODEL', 'PROBE_HIDDEN', 'PROBE_DROPOUT', 'TrainConfig', 'TrainResult', 'TrainRun', 'run_dir_of',
+__all__ = ['PROBE_MODEL', 'PROBE_HIDDEN', 'PROBE_DROPOUT', 'TrainConfig', 'TrainResult', 'TrainRun', 'run_dir_of', 'run_loss',
            'prepare_training', 'probe_model', 'prepare_probe', 'run_hooks', 'train', 'train_using_original_audios_cli',
            'train_using_image_features_cli']
 
@@ -39,6 +40,7 @@ class TrainConfig(Settings):
     "Every setting of a training run, validated."
     model: Literal[(*MODEL_NAMES, PROBE_MODEL)] = Field('resnet18', description="network architecture; musicnn_probe: a head on pretrained musicnn embeddings")
     criterion: Literal['cross_entropy', 'label_smoothing', 'kldiv', 'focal'] = Field('cross_entropy', description='loss function')
+    class_weighted: bool = Field(False, description='weight each label by the inverse of its share of the training tracks (for imbalanced labels)')
     optimizer: Literal['sgd', 'adam', 'adamw', 'rmsprop'] = Field('adamw', description='optimiser (sdg is read as sgd)')
     lr: float = Field(1e-3, gt=0, le=10, description='peak learning rate')
     weight_decay: float = Field(1e-4, ge=0, le=1, description='weight decay')
@@ -49,9 +51,9 @@ class TrainConfig(Settings):
     segments_per_track: int = Field(4, ge=1, le=1000, description='random windows drawn from each training track per epoch')
     schedule: Literal['onecycle', 'cosine'] = Field('onecycle', description='learning-rate schedule')
     n_mels: int = Field(64, ge=8, le=512, description='mel bands of the spectrogram')
-    data_dir: str = Field('', validation_alias=AliasChoices('data_dir', 'audio_paths'), description='GTZAN-like audio folder; empty = the built-in synthetic dataset')
+    data_dir: str = Field('', validation_alias=AliasChoices('data_dir', 'audio_paths'), description='labelled audio: a folder per label, a path,label[,split] table, FMA or GTZAN; empty = the built-in synthetic dataset')
     images_path: str = Field('', description='folder of spectrogram PNGs in genre folders (instead of audio)')
-    split: Split = 'random'
+    split: Split = 'auto'
     seed: Seed = 0
     pretrained: bool = Field(False, description='start from ImageNet weights in the torch cache')
     augment: bool = Field(False, description='SpecAugment masking and mixup')
@@ -119,6 +121,12 @@ def _train_rows(data: TrackSet) -> np.ndarray:
 
 def _test_split(data: TrackSet) -> str: return 'test' if len(data.indices('test')) else 'valid'
 
+def run_loss(cfg: TrainConfig, data: TrackSet, train_rows: np.ndarray) -> Callable:
+    "The run's loss: `criterion`; with `class_weighted`, each label weighted by the inverse of its share of the training tracks."
+    loss = LOSSES[cfg.criterion]
+    if not cfg.class_weighted: return loss
+    return class_weighted(loss, balanced_class_weights(data.tracks.label.values[train_rows], len(data.classes)))
+
 # %% ../nbs/03_train.ipynb #1d373f75
 def _place(cfg: TrainConfig) -> tuple[str, Dist]:
     "The training device and this process's place among torchrun's processes (each on a GPU of its own)."
@@ -142,7 +150,7 @@ def prepare_training(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | Non
     lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling, cfg.optimizer)
     opt = make_optimizer(cfg.optimizer, model.parameters(), lr, cfg.weight_decay)
     sched = make_schedule(cfg.schedule, opt, lr, cfg.epochs * len(windows), warmup=0.05 if lr > cfg.lr else 0.0)
-    learn = Learner(net, opt, sched, LOSSES[cfg.criterion], windows, cfg.epochs, model=model, d=d,
+    learn = Learner(net, opt, sched, run_loss(cfg, data, train_rows), windows, cfg.epochs, model=model, d=d,
                     validate=lambda: evaluate(net, data, 'valid', device, d), score_test=lambda: evaluate(net, data, _test_split(data), device, d))
     hooks = [*([Augment(cfg.seed, d.rank)] if cfg.augment else []), *([ChannelsLast()] if step.channels_last else []),
              *([BF16()] if step.bf16 else []), *([ProgressBar()] if progress and d.main else []), RecalibrateBatchNorm(windows)]
@@ -177,7 +185,7 @@ def prepare_probe(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | None =
     patches = TensorBatches(X, F.one_hot(y, n_classes).float(), cfg.batch_size, cfg.seed)
     opt = make_optimizer(cfg.optimizer, head.parameters(), cfg.lr, cfg.weight_decay)
     sched = make_schedule(cfg.schedule, opt, cfg.lr, cfg.epochs * len(patches))
-    learn = Learner(head, opt, sched, LOSSES[cfg.criterion], patches, cfg.epochs,
+    learn = Learner(head, opt, sched, run_loss(cfg, data, train_rows), patches, cfg.epochs,
                     validate=lambda: evaluate_probe(head, data, 'valid'), score_test=lambda: evaluate_probe(head, data, _test_split(data)))
     return TrainRun(learn, data, run_dir_of(cfg, paths), lambda learn: _probe_meta(cfg, data, learn.run_id),
                     lambda learn: probe_model(learn.net, n_classes).state_dict(), {'n_train_tracks': len(train_rows), 'n_train_patches': len(X)}, [])

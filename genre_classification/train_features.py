@@ -12,28 +12,31 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .core import (BadInputError, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri, check_params,
                                        fingerprint, options_from, resolve_path, sha1_file)
-from .data import genres_in, packaged_feature_table
-from .features import KAGGLE_FEATURES, read_feature_table
+from .data import find_dataset, labels_in, packaged_feature_table
+from .features import KAGGLE_FEATURES, extract_features, read_feature_table
 from .models import FeatureEnsemble, FeatureMLP
 from .tracking import git_commit
 from .training_data import TensorBatches, split_feature_table
 from .metrics import Evaluation, classification_metrics
-from .learner import Learner, TrainHook, fit
+from .learner import Learner, TrainHook, balanced_class_weights, class_weighted, fit
 from .hooks import MlflowLogging, ModelFile
 
 # %% auto #0
 __all__ = ['FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines',
-           'FeatureResult', 'train_feature_model', 'train_using_audio_features_cli']
+           'FeatureResult', 'dataset_feature_table', 'feature_table_of', 'train_feature_model',
+           'train_using_audio_features_cli']
 
 # %% ../nbs/03a_train_features.ipynb #d62db70b
 class FeatureTrainConfig(Settings):
     "Settings of the Kaggle-feature MLP."
-    features_csv: str = Field('', description='Kaggle-format feature table; empty = the real GTZAN table in the package')
-    split: Split = 'fault_filtered'
+    features_csv: str = Field('', description='Kaggle-format feature table; empty = the real GTZAN table in the package (or data_dir\'s features)')
+    data_dir: str = Field('', description='labelled audio (any layout find_dataset reads) whose features are extracted and trained on, instead of a table')
+    split: Split = 'auto'
+    class_weighted: bool = Field(False, description='weight each label by the inverse of its share of the training tracks')
     epochs: int = Field(100, ge=1, le=100_000, description='passes over the training rows')
     lr: float = Field(3e-3, gt=0, le=10, description='peak learning rate (one-cycle)')
     weight_decay: float = Field(1e-2, ge=0, le=1, description='AdamW weight decay')
@@ -46,9 +49,19 @@ class FeatureTrainConfig(Settings):
     mlflow_tracking_uri: TrackingUri = ''
     experiment: Experiment = 'genre-classification'
 
+    @model_validator(mode='after')
+    def _one_source(self):
+        if self.features_csv and self.data_dir: raise ValueError('give features_csv or data_dir, not both')
+        return self
+
+    def split_method(self) -> str:
+        "How the tracks are split: `split`, where `auto` for the packaged GTZAN table is its own, the artist-filtered split."
+        return 'fault_filtered' if self.split == 'auto' and not (self.features_csv or self.data_dir) else self.split
+
 # %% ../nbs/03a_train_features.ipynb #58f4685d
-def _smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, target, label_smoothing=0.1)
+def _smoothed_cross_entropy(weights: torch.Tensor | None) -> Callable:
+    "Cross-entropy with label smoothing (0.1) on class indices; `weights`: each class's weight (None: all 1)."
+    return lambda logits, target: F.cross_entropy(logits, target, weight=weights, label_smoothing=0.1)
 
 def fit_feature_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, cfg: FeatureTrainConfig, hooks: list[TrainHook] = (),
                     score_test: Callable[[], Evaluation] | None = None, ensemble: FeatureEnsemble | None = None) -> FeatureEnsemble:
@@ -57,6 +70,7 @@ def fit_feature_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, cfg: FeatureTr
     try:
         x, target = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
         ensemble = FeatureEnsemble([]) if ensemble is None else ensemble
+        loss = _smoothed_cross_entropy(balanced_class_weights(y, n_classes) if cfg.class_weighted else None)
         for k in range(cfg.ensemble):
             torch.manual_seed(cfg.seed * 1000 + k)             # each member's weights and dropout come from a seed of its own
             mlp = FeatureMLP(x.shape[1], n_classes, cfg.hidden, cfg.dropout).set_normalisation(x)
@@ -65,7 +79,7 @@ def fit_feature_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, cfg: FeatureTr
             opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * len(rows))
             last = k == cfg.ensemble - 1    # the ensemble is scored (and its model file written) after its last member's epochs
-            fit(Learner(mlp, opt, sched, _smoothed_cross_entropy, rows, cfg.epochs, hooks=list(hooks), name=f'member{k}_',
+            fit(Learner(mlp, opt, sched, loss, rows, cfg.epochs, hooks=list(hooks), name=f'member{k}_',
                         score_test=score_test if last else None))
             mlp.eval()
         return ensemble.eval()
@@ -74,7 +88,7 @@ def fit_feature_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, cfg: FeatureTr
 def feature_matrix(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     "The 57 feature columns of a feature table as a float32 matrix, and the labels as class indices."
     unknown = sorted(set(table.label) - set(classes))
-    if unknown: raise BadInputError(f'the feature table has labels that are not genres: {unknown[:5]}')
+    if unknown: raise BadInputError(f'the feature table has labels the model does not know: {unknown[:5]} (it knows {classes})')
     return table[KAGGLE_FEATURES].to_numpy(np.float32), table.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
 
 # %% ../nbs/03a_train_features.ipynb #4efd2ed7
@@ -98,7 +112,7 @@ def compare_with_baselines(table: pd.DataFrame, cfg: FeatureTrainConfig = Featur
     "Accuracy of our MLP and four baselines: stratified k-fold cross-validation and the fault-filtered test split."
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold
-    classes = genres_in(table.label)
+    classes = labels_in(table.label)
     X, y = feature_matrix(table, classes)
     models = {'MLP (ours)': None, **baseline_models(cfg.seed)}
     def fit_predict(name, fit, score):
@@ -125,10 +139,25 @@ class FeatureResult:
     model_file: Path
     run_id: str | None
 
-def _feature_table_source(cfg: FeatureTrainConfig, paths: ProjectPaths):
-    "The table `cfg.features_csv` names: a path (relative = under the project), a URL as it is, or (empty) the packaged GTZAN table."
-    if not cfg.features_csv: return packaged_feature_table()
-    return cfg.features_csv if '://' in cfg.features_csv else resolve_path(cfg.features_csv, paths)
+def dataset_feature_table(data_dir: str, paths: ProjectPaths, progress: bool = True) -> tuple[pd.DataFrame, Path]:
+    "The Kaggle features of every track of the labelled dataset in `data_dir` (any layout `find_dataset` reads), with its ids, labels and split; and the cache file."
+    tracks = find_dataset(resolve_path(data_dir, paths))
+    stats = (f'{p}:{s.st_size}:{s.st_mtime_ns}' for p, s in ((p, Path(p).stat()) for p in tracks.path))
+    cache = paths.cache / 'features' / f'{fingerprint(stats)}.csv'      # a new file whenever any track changes
+    table = extract_features(tracks, cache, progress=progress)          # resumes an interrupted extraction
+    by_path = tracks.set_index('path')
+    table = table.assign(track_id=table.source.map(by_path.track_id), label=table.source.map(by_path.genre))
+    if 'split' in tracks: table['split'] = table.source.map(by_path.split)
+    return table, cache
+
+def feature_table_of(cfg: FeatureTrainConfig, paths: ProjectPaths, progress: bool = True) -> tuple[pd.DataFrame, str, str]:
+    "The feature table `cfg` names (`data_dir`'s features, `features_csv`, or the packaged GTZAN table), its fingerprint and what it is, for people."
+    if cfg.data_dir:
+        table, cache = dataset_feature_table(cfg.data_dir, paths, progress)
+        return table, cache.stem, f'the Kaggle features of the audio in {cfg.data_dir}'
+    source = packaged_feature_table() if not cfg.features_csv else cfg.features_csv if '://' in cfg.features_csv else resolve_path(cfg.features_csv, paths)
+    what = f'the feature table {cfg.features_csv}' if cfg.features_csv else 'the real GTZAN feature table shipped with the package'
+    return read_feature_table(source), fingerprint([sha1_file(source)]) if Path(str(source)).exists() else '', what
 
 def _test_evaluation(ensemble: FeatureEnsemble, table: pd.DataFrame, X: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:
     "The ensemble's `Evaluation` on the rows `X` (labels `y`) of `table`: a row is a track, so its windows are its track."
@@ -142,17 +171,15 @@ def _test_metrics(test: Evaluation) -> dict[str, float]: return {f'test_{k}': v 
 def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True) -> FeatureResult:
     "Fit the feature MLP on a Kaggle-format table's train+valid tracks, score its test tracks, save and log it."
     paths = paths or ProjectPaths()
-    source = _feature_table_source(cfg, paths)
-    table = read_feature_table(source)
-    classes = genres_in(table.label)
-    side = split_feature_table(table, cfg.split, cfg.seed)
+    table, table_fingerprint, trained_on = feature_table_of(cfg, paths)
+    classes = labels_in(table.label)
+    side = split_feature_table(table, cfg.split_method(), cfg.seed)
     X, y = feature_matrix(table, classes)
     fit_rows, test_rows = np.isin(side, ['train', 'valid']), side == 'test'
-    trained_on = 'the real GTZAN feature table shipped with the package' if not cfg.features_csv else f'the feature table {cfg.features_csv}'
+    if not test_rows.any(): raise BadInputError(f"the split ({cfg.split_method()}) left no test tracks")
     meta = {'model': 'feature_mlp', 'classes': classes, 'input_kind': 'kaggle_features', 'features': KAGGLE_FEATURES,
             'hidden': list(cfg.hidden), 'dropout': cfg.dropout, 'ensemble': cfg.ensemble, 'trained_on': trained_on,
-            'synthetic_only': False, 'dataset_fingerprint': fingerprint([sha1_file(source)]) if Path(str(source)).exists() else '',
-            'config': cfg.model_dump()}
+            'synthetic_only': False, 'dataset_fingerprint': table_fingerprint, 'split': cfg.split_method(), 'config': cfg.model_dump()}
     model_file = resolve_path(cfg.checkpoints_path, paths) / f'feature_mlp-{cfg.cache_key()}' / 'model.pt'
     ensemble = FeatureEnsemble([])
     score = lambda: _test_evaluation(ensemble, table[test_rows], X[test_rows], y[test_rows], len(classes))
@@ -170,9 +197,9 @@ def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = No
 def train_using_audio_features_cli(
     compare: bool = False,                     # also print the comparison with four scikit-learn baselines (a minute or two)
     **settings):
-    "Train the MLP on the 57 Kaggle features of a feature table (by default the real GTZAN table)."
+    "Train the MLP on the 57 Kaggle features of a feature table (by default the real GTZAN table) or of your own labelled audio (`--data_dir`)."
     cfg = check_params(FeatureTrainConfig, settings)
     result = train_feature_model(cfg)
     print(f"test accuracy {result.metrics['test_track_accuracy']:.3f}, macro-F1 {result.metrics['test_track_macro_f1']:.3f} "
-          f"({cfg.split} split)\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
-    if compare: print(compare_with_baselines(read_feature_table(_feature_table_source(cfg, ProjectPaths())), cfg).round(3).to_string())
+          f"({cfg.split_method()} split)\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
+    if compare: print(compare_with_baselines(feature_table_of(cfg, ProjectPaths(), progress=False)[0], cfg).round(3).to_string())

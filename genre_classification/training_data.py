@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .core import AudioConfig, BadInputError, ProjectPaths, Settings, fingerprint, resolve_path, sha1_file
-from .data import find_images, find_tracks, genres_in, split_tracks
+from .data import find_dataset, find_images, labels_in, split_tracks
 from .features import build_log_mel_cache, read_spectrogram_image, segment_input, window
 from .musicnn import build_embedding_cache
 from .pretrained import MUSICNN_AUDIO
@@ -84,11 +84,11 @@ def audio_trackset(cfg: Settings, paths: ProjectPaths | None = None, progress: b
     "The tracks of `cfg.data_dir` (or the built-in dataset), split, with their log-mels from the cache."
     paths = paths or ProjectPaths()
     root, source, synthetic = dataset_root(cfg, paths, progress)
-    tracks = split_tracks(find_tracks(root), cfg.split, cfg.seed)
+    tracks = split_tracks(find_dataset(root), cfg.split, cfg.seed)
     audio = cfg.audio()
     tracks = build_log_mel_cache(tracks, audio, paths.cache, progress=progress)
     specs = [np.load(f) for f in tracks.cache_file]
-    classes = genres_in(tracks.genre)
+    classes = labels_in(tracks.genre)
     return TrackSet(_with_labels(tracks, classes), specs.__getitem__, classes, audio, 'logmel',
                     fingerprint(Path(f).stem for f in tracks.cache_file), source, synthetic)
 
@@ -111,7 +111,7 @@ def image_trackset(cfg: Settings, paths: ProjectPaths | None = None) -> TrackSet
     written_by_us = root / 'audio_config.json'
     audio = AudioConfig.model_validate_json(written_by_us.read_text()) if written_by_us.exists() else cfg.audio()
     audio = audio.model_copy(update={'segment_seconds': cfg.segment_seconds})
-    classes = genres_in(tracks.genre)
+    classes = labels_in(tracks.genre)
     files = tracks.path.tolist()
     tracks['frames'] = [_image_width(f) for f in files]
     return TrackSet(_with_labels(tracks, classes), lambda i: _image_db(files[i], audio.top_db), classes, audio,
@@ -122,9 +122,9 @@ def probe_trackset(cfg: Settings, paths: ProjectPaths | None = None, progress: b
     "The tracks of `cfg.data_dir` (or the built-in dataset), split, with their musicnn patch embeddings (patches × 400) from the cache."
     paths = paths or ProjectPaths()
     root, source, synthetic = dataset_root(cfg, paths, progress)
-    tracks = build_embedding_cache(split_tracks(find_tracks(root), cfg.split, cfg.seed), paths.cache, progress=progress)
+    tracks = build_embedding_cache(split_tracks(find_dataset(root), cfg.split, cfg.seed), paths.cache, progress=progress)
     embeddings = [np.load(f) for f in tracks.embedding_file]
-    classes = genres_in(tracks.genre)
+    classes = labels_in(tracks.genre)
     return TrackSet(_with_labels(tracks, classes), embeddings.__getitem__, classes, MUSICNN_AUDIO, 'musicnn_patches',
                     fingerprint(Path(f).stem for f in tracks.embedding_file), source, synthetic)
 
