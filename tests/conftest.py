@@ -7,6 +7,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared' / 'data'
+LABELS = {'afrobeat': 'reggae', 'k-pop': 'pop', 'lofi': 'jazz'}      # labels of our own: the synthetic genre that plays each
+OURS = sorted(LABELS)
 
 
 @pytest.fixture(scope='session')
@@ -41,6 +43,32 @@ def served_models(tmp_path_factory) -> Path:
     return models
 
 
+def write_collection(root: Path, per_label: int = 5, seconds: float = 4.0, suffix: str = '.wav') -> Path:
+    "A folder per label of our own names (an album folder inside one), synthetic music of a different genre in each."
+    import soundfile as sf
+    from genre_classification.synth.genres import synth_track
+    for label, genre in LABELS.items():
+        for i in range(per_label):
+            f = root / label / ('album one' if label == 'lofi' and i % 2 else '') / f'{label} song {i}{suffix}'
+            f.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(f, synth_track(genre, i, seconds), 22050)
+    return root
+
+
+@pytest.fixture(scope='session')
+def own_models(tmp_path_factory) -> Path:
+    "A models folder with one model whose labels are none of GTZAN's: a tiny CNN on `write_collection`'s music, exported to ONNX."
+    from genre_classification.core import ProjectPaths
+    from genre_classification.export import export_onnx
+    from genre_classification.train import TrainConfig, train
+    root = tmp_path_factory.mktemp('own-models')
+    data = write_collection(root / 'my music', per_label=4, seconds=3.0)
+    cnn = train(TrainConfig(model='small_cnn', epochs=1, batch_size=8, data_dir=str(data), device='cpu', checkpoints_path=str(root / 'ck')),
+                ProjectPaths(root=root), progress=False, log_to_mlflow=False)
+    export_onnx(cnn.model_file, root / 'models' / 'own_labels_cnn.onnx')
+    return root / 'models'
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
@@ -59,12 +87,12 @@ def wait_for_http(url: str, proc, seconds: float = 120, log: Path | None = None)
 
 
 @contextmanager
-def running_server(cmd: list[str], url: str, env: dict | None = None, log: Path | None = None, seconds: float = 180):
+def running_server(cmd: list[str], url: str, env: dict | None = None, log: Path | None = None, seconds: float = 180, cwd: Path | None = None):
     "Start `cmd` in its own process group (output to `log`, a file: a pipe nobody reads would block it), wait until `url` answers, yield; then stop the group."
     import signal, subprocess, tempfile
     log = log or Path(tempfile.mkdtemp()) / 'server.log'
     with open(log, 'w') as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
         try:
             wait_for_http(url, proc, seconds, log)
             yield proc

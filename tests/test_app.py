@@ -121,3 +121,29 @@ def test_the_same_endpoint_through_gradio_client(app_url, shared_data, served_mo
                                                   'real music (default): musicnn tags + feature MLP', api_name='/analyse')
     assert label['label'] in {'blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock'}
     assert len(label['confidences']) >= 5 and timeline and spectrogram and 'genre evidence:' in why
+
+
+@pytest.fixture(scope='module')
+def own_app_url(own_models, tmp_path_factory):
+    "`pipeline app` on a models folder whose one model has labels of our own (an empty user cache: no real-music model to offer)."
+    port, work = free_port(), tmp_path_factory.mktemp('own-app')
+    env = {**os.environ, 'GRADIO_ANALYTICS_ENABLED': 'False', 'XDG_CACHE_HOME': str(work / 'cache')}
+    with running_server([str(BIN / 'pipeline'), 'app', '--port', str(port), '--models_dir', str(own_models)],
+                        f'http://127.0.0.1:{port}/', env, work / 'app.log', cwd=work):
+        yield f'http://127.0.0.1:{port}/'
+    print((work / 'app.log').read_text()[-2000:])
+
+
+def test_the_page_shows_the_models_own_labels(own_app_url, browser, shared_data):
+    "A model trained on labels that are none of GTZAN's: the bars and the timeline's legend name those labels, nothing else."
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from conftest import OURS
+    browser.get(own_app_url)
+    _upload_and_analyse(browser, shared_data / 'gtzan_clips' / 'country' / 'country.00000.wav')
+    WebDriverWait(browser, 180).until(lambda d: _top_genre(d, OURS) is not None)
+    lines = {l.strip() for l in browser.find_element(By.CSS_SELECTOR, '#genres').text.split('\n')}
+    assert set(OURS) <= lines and not lines & {'blues', 'classical', 'country', 'jazz', 'pop', 'reggae'}, lines
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#timeline img, #timeline svg, #timeline canvas'))
+    assert 'own_labels_cnn.onnx' in browser.find_element(By.CSS_SELECTOR, '#model').text or \
+        'own_labels_cnn.onnx' in browser.page_source

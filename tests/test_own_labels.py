@@ -13,22 +13,10 @@ import soundfile as sf
 from genre_classification.data import ffmpeg_executable
 from genre_classification.synth.genres import synth_track
 
+from conftest import LABELS, OURS, write_collection
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-LABELS = {'afrobeat': 'reggae', 'k-pop': 'pop', 'lofi': 'jazz'}      # our label: the synthetic genre that plays it
-OURS = sorted(LABELS)
-
-
-def write_collection(root: Path, per_label: int = 5, seconds: float = 4.0, suffix: str = '.wav') -> Path:
-    "A folder per label of our own names (an album folder inside one), synthetic music of a different genre in each."
-    for label, genre in LABELS.items():
-        for i in range(per_label):
-            f = root / label / ('album one' if label == 'lofi' and i % 2 else '') / f'{label} song {i}{suffix}'
-            f.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(f, synth_track(genre, i, seconds), 22050)
-    return root
-
-
 def run(args: list, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=900)
     if check: assert done.returncode == 0, done.stderr[-3000:]

@@ -1,0 +1,98 @@
+"""Your own labels: what each route reaches on collections made here (accuracy figures, printed; no pass/fail).
+
+1. The built-in synthetic genres under names that are none of GTZAN's, a folder per label: the CNN (small_cnn, from
+   scratch), the musicnn probe and the feature MLP on features of the audio, all on the same stratified split.
+2. Real recordings from ../shared/data sorted into two labels (classical-style and popular-style music, 3 + 5 tracks):
+   leave-one-out, each recording the test track once (a `path,label,split` table per fold), the probe and the feature MLP.
+
+    .venv/bin/python benchmarks/own_labels.py [--labels 5] [--tracks-per-label 16] [--seconds 10]
+"""
+import argparse, contextlib, sys, tempfile, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from common import table
+from genre_classification.core import ProjectPaths
+from genre_classification.synth.genres import synth_track
+from genre_classification.train import TrainConfig, train
+from genre_classification.train_features import FeatureTrainConfig, train_feature_model
+
+NAMES = {'lofi': 'jazz', 'k-pop': 'pop', 'afrobeat': 'reggae', 'shoegaze': 'rock', 'bluegrass': 'country', 'ambient': 'classical',
+         'trap': 'hiphop', 'delta': 'blues'}          # our label: the synthetic genre that plays it
+REAL = {'classical-style': ['gtzan_clips/classical/classical.00000.wav', 'audio_formats/cuidado__C_1.0__audio__cuidado_FallaCancion.flac',
+                            'audio_formats/ballroom__B_1.0__audio__Waltz__Media-105901.wav'],
+        'popular-style': ['gtzan_clips/blues/blues.00000.wav', 'gtzan_clips/country/country.00000.wav', 'audio_formats/Kevin_MacLeod_-_Vibe_Ace.hq.ogg',
+                          'audio_formats/fma_keys__000__000010.mp3', 'audio_formats/rwc_popular__audio__rwc-p-m01__1.wav']}
+
+
+def routes(data_dir: str, root: Path, cnn_epochs: int, split: str = 'auto') -> dict:
+    "Each route trained on `data_dir`: name -> (test labels, test predictions, classes, seconds)."
+    paths, out = ProjectPaths(root=root), {}
+    for name, cfg in [('small_cnn (from scratch)', dict(model='small_cnn', epochs=cnn_epochs, batch_size=16)),
+                      ('musicnn probe', dict(model='musicnn_probe', epochs=150, batch_size=16, lr=3e-3))]:
+        if cnn_epochs == 0 and name.startswith('small_cnn'): continue
+        t = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):      # the epochs' lines: progress, not figures
+            r = train(TrainConfig(data_dir=data_dir, device='cpu', split=split, checkpoints_path=str(root / 'ck'), **cfg), paths, progress=False, log_to_mlflow=False)
+        out[name] = (r.test.track_labels, r.test.track_probs.argmax(1), r.classes, time.perf_counter() - t)
+    t = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr): f = train_feature_model(FeatureTrainConfig(data_dir=data_dir, split=split, checkpoints_path=str(root / 'ck')), paths, log_to_mlflow=False)
+    out['feature MLP (57 features)'] = (f.test_labels, f.test_pred, f.classes, time.perf_counter() - t)
+    return out
+
+
+def macro_f1(y, p, k) -> float:
+    from sklearn.metrics import f1_score
+    return float(f1_score(y, p, labels=range(k), average='macro', zero_division=0))
+
+
+def synthetic_collection(root: Path, labels: int, per_label: int, seconds: float) -> Path:
+    for label, genre in list(NAMES.items())[:labels]:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_label): sf.write(root / label / f'{label} {i:03d}.wav', synth_track(genre, 100 + i, seconds), 22050)
+    return root
+
+
+def leave_one_out(shared: Path, root: Path) -> dict:
+    "Each real recording the test track once; a valid track of each label besides it, the rest train."
+    tracks = [(shared / f, label) for label, files in REAL.items() for f in files]
+    right, seconds = {}, {}
+    for k, (held, _) in enumerate(tracks):
+        others = {label: [p for p, l in tracks if l == label and p != held] for label in REAL}
+        valid = {others[label][k % len(others[label])] for label in REAL}          # a different valid track from fold to fold
+        rows = [(str(p), label, 'test' if p == held else 'valid' if p in valid else 'train') for p, label in tracks]
+        (root).mkdir(parents=True, exist_ok=True)
+        csv = root / f'fold{k}.csv'
+        pd.DataFrame(rows, columns=['path', 'label', 'split']).to_csv(csv, index=False)
+        for name, (y, p, classes, s) in routes(str(csv), root, 0, 'dataset').items():
+            right.setdefault(name, []).append(bool(y[0] == p[0])); seconds[name] = seconds.get(name, 0) + s
+    return {name: (np.mean(r), len(r), seconds[name]) for name, r in right.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--labels', type=int, default=5)
+    ap.add_argument('--tracks-per-label', type=int, default=16)
+    ap.add_argument('--seconds', type=float, default=10.0)
+    ap.add_argument('--cnn-epochs', type=int, default=10)
+    ap.add_argument('--no-real', action='store_true', help='skip the leave-one-out on the real recordings')
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp())
+    data = synthetic_collection(work / 'my music', args.labels, args.tracks_per_label, args.seconds)
+    rows = []
+    for name, (y, p, classes, s) in routes(str(data), work, args.cnn_epochs).items():
+        rows.append([name, len(y), f'{(y == p).mean():.3f}', f'{macro_f1(y, p, len(classes)):.3f}', f'{s:.0f}'])
+    table(f'synthetic collection: {args.labels} labels ({", ".join(list(NAMES)[:args.labels])}), {args.tracks_per_label} tracks of '
+          f'{args.seconds:g} s each, stratified split (chance {1 / args.labels:.2f})', ['route', 'test tracks', 'accuracy', 'macro-F1', 'train s'], rows)
+    shared = Path(__file__).resolve().parents[2] / 'shared' / 'data'
+    if args.no_real or not shared.is_dir(): return
+    found = leave_one_out(shared, work / 'real')
+    table(f'real recordings, 2 labels ({len(REAL["classical-style"])} classical-style, {len(REAL["popular-style"])} popular-style), leave-one-out',
+          ['route', 'folds', 'accuracy', 'train s (all folds)'], [[n, k, f'{a:.3f}', f'{s:.0f}'] for n, (a, k, s) in found.items()])
+
+
+if __name__ == '__main__':
+    main()
