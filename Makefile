@@ -76,3 +76,4 @@ bench: install
 	$(BIN)/python benchmarks/predict.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/own_labels.py

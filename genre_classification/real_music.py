@@ -159,6 +159,9 @@ def make_real_music_model(folder, musicnn_weights=None, feature_weight: float = 
     folder = Path(folder)
     if not (folder / FEATURE_MODEL_NAME).is_file():
         raise BadInputError(f'no {FEATURE_MODEL_NAME} here: export the feature model first (`pipeline export --model feature_mlp --output {folder / FEATURE_MODEL_NAME}`)', folder)
+    if (classes := load_onnx(folder / FEATURE_MODEL_NAME, threads=1)[1]['classes']) != GENRES:     # GENRE_TAGS names GTZAN's ten
+        raise BadInputError(f"the real-music model maps musicnn's tags to GTZAN's ten genres, and this feature model knows {classes}: "
+                            f"use it on its own (predictors --model {folder / FEATURE_MODEL_NAME})", folder / FEATURE_MODEL_NAME)
     export_tagger(folder / TAGGER_NAME, musicnn_weights)
     manifest = {'kind': MANIFEST_KIND, 'tagger': TAGGER_NAME, 'features_model': FEATURE_MODEL_NAME, 'feature_weight': feature_weight,
                 'genre_tags': GENRE_TAGS}

@@ -14,6 +14,7 @@ SMOKE = {'features.py': ['--clips', '4', '--runs', '1', '--memory-clips', '0'],
          'predict.py': ['--model', 'small_cnn', '--clips', '3'],
          'batch.py': ['--model', 'small_cnn', '--clips', '2', '--workers', '1'],
          'data_steps.py': ['--workers', '1', '2', '--clips', '20', '--cache-clips', '20', '--feature-clips', '4'],
+         'own_labels.py': ['--labels', '3', '--tracks-per-label', '4', '--seconds', '3', '--cnn-epochs', '1', '--no-real'],
          # the GPU benchmark's code paths, on the CPU
          'gpu.py': ['--device', 'cpu', '--models', 'small_cnn', '--batches', '4', '8', '--steps', '1', '--epochs', '1',
                     '--accuracy-models', 'small_cnn', '--tracks-per-genre', '3', '--workers', '1', '2', '--clips', '20',
@@ -24,6 +25,7 @@ TABLES = {'features.py': {'Kaggle features': ['way', 'clips/s', 'ratio']},
           'training.py': {'input pipeline': ['route', 'samples/s'], 'training step': []},
           'data_steps.py': {'data steps': ['step', 'workers', 'seconds', 'clips/s', 'speed-up']},
           'batch.py': {'clips of 30 s': ['run', 's', 'files/s', 'x predictors', 'answers']},
+          'own_labels.py': {'synthetic collection': ['route', 'test tracks', 'accuracy', 'macro-F1']},
           'gpu.py': {'training step': [], 'main job accuracy': [], 'data steps': ['step', 'workers', 'speed-up']}}
 
 
@@ -90,8 +92,15 @@ def check_data_steps(out: str, found: dict) -> None:
     assert all(r['speed-up'].startswith('1.0') for r in rows if r['workers'] == '1'), rows
 
 
+def check_own_labels(out: str, found: dict) -> None:
+    "The three routes, each with an accuracy and a macro-F1 between 0 and 1 on the same test tracks."
+    rows = table_named(found, 'synthetic collection')
+    assert [r['route'].split()[0] for r in rows] == ['small_cnn', 'musicnn', 'feature'] and len({r['test tracks'] for r in rows}) == 1
+    assert all(0 <= float(r[c]) <= 1 for r in rows for c in ('accuracy', 'macro-F1')), rows
+
+
 CHECKS = {'features.py': check_features, 'main_job.py': check_main_job, 'predict.py': check_predict,
-          'batch.py': check_batch, 'data_steps.py': check_data_steps}
+          'batch.py': check_batch, 'data_steps.py': check_data_steps, 'own_labels.py': check_own_labels}
 
 
 def test_table_reader():
