@@ -74,5 +74,6 @@ bench: install
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/main_job.py
 	$(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/predict_command.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/serve.py
