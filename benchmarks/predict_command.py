@@ -46,7 +46,8 @@ def tree_pss_mb(pid: int) -> float:
 def run_command(args: list[str], env: dict) -> tuple[float, float, list[dict], int]:
     "Seconds, peak memory (MB, whole process tree) and JSON records of one `predictors` run; its exit code."
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, '-c', RUN, *args, '--format', 'json'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    proc = subprocess.Popen([sys.executable, '-c', RUN, *args, '--format', 'json'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+                            cwd=tempfile.gettempdir())   # not in a checkout: `python -c` would import the package there, not PYTHONPATH's
     peak, out = [0.0], []
     def sample():
         while proc.poll() is None:
@@ -168,7 +169,7 @@ def main():
     a = args.parse_args()
     from genre_classification.predict import FEATURE_MODEL_NAME, default_model_file, make_feature_model, make_real_music_model
     work = Path(tempfile.mkdtemp())
-    try: model = Path(a.model) if a.model else default_model_file(make=False)
+    try: model = Path(a.model).resolve() if a.model else default_model_file(make=False)
     except BadInputError:                  # no default model yet: one made here (a minute), so that no user cache is touched
         make_feature_model(work / 'real' / FEATURE_MODEL_NAME); model = make_real_music_model(work / 'real')
     print(f'machine: {os.cpu_count()} cores; model: {model}')
