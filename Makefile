@@ -66,7 +66,7 @@ app: install
 serve: install
 	$(BIN)/pipeline serve
 
-# Speed figures (printed, not asserted; tests/test_benchmarks.py runs each at a tiny size): about 10 minutes on 2 cores.
+# Speed and accuracy figures (printed, not asserted; tests/test_benchmarks.py runs each at a tiny size): about 25 minutes on 2 cores.
 # On a GPU machine, benchmarks/gpu.py (about 5 minutes) prints the GPU tables of README's Performance section.
 bench: install
 	$(BIN)/python benchmarks/data_steps.py
@@ -74,6 +74,7 @@ bench: install
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/main_job.py
 	$(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/predict_command.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/own_labels.py

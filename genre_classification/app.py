@@ -12,7 +12,6 @@ import numpy as np
 
 from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, resolve_path
 from .data import stream_audio
-from .features import log_mel
 from .predict import default_model_file, explanation_lines, open_predictor
 from .predictor import file_answer
 from .real_music import DEFAULT_MODEL_NAME, TAGGER_NAME
@@ -56,6 +55,7 @@ def timeline_figure(probs: np.ndarray, step: float, classes: list[str], title: s
 
 def spectrogram_figure(path, seconds: float = 3.0):
     "The log-mel spectrogram of the first `seconds` of audio file `path`."
+    from genre_classification.features import log_mel      # librosa (about 2 s) when the first spectrogram is drawn, not at start-up
     import matplotlib.pyplot as plt
     audio = AudioConfig()
     y = next(stream_audio(path, audio.sample_rate, block_seconds=seconds))[: int(seconds * audio.sample_rate)]

@@ -10,7 +10,6 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .core import AudioConfig, BadInputError
-from .features import kaggle_features, segment_input, stream_log_mel, stream_windows, window
 from .pretrained import MUSICNN_PATCH_FRAMES, musicnn_patches
 
 # %% auto #0
@@ -20,6 +19,7 @@ __all__ = ['FEATURE_SECONDS', 'MUSICNN_BATCH', 'INPUT_KINDS', 'logmel_windows', 
 # %% ../nbs/02b_input_kinds.ipynb #11b6bc91
 def logmel_windows(blocks: Iterable[np.ndarray], audio: AudioConfig) -> Iterator[np.ndarray]:
     "Scaled log-mel windows (mels × segment_frames) of a signal given as blocks; the same as `track_windows` of the whole."
+    from genre_classification.features import segment_input, stream_log_mel, stream_windows, window
     frames = audio.segment_frames
     for w in stream_windows(stream_log_mel(blocks, audio), frames, axis=1, short=lambda rest: window(rest, 0, frames)):
         yield segment_input(w, audio.top_db)
@@ -29,6 +29,7 @@ FEATURE_SECONDS = 30.0
 
 def feature_windows(blocks: Iterable[np.ndarray], features: list[str], sr: int, seconds: float = FEATURE_SECONDS) -> Iterator[np.ndarray]:
     "Rows of the Kaggle features named `features` (in that order) for each `seconds` window of a stream of blocks."
+    from genre_classification.features import kaggle_features, stream_windows
     for piece in stream_windows(blocks, int(round(seconds * sr))):
         values = kaggle_features(piece, sr)
         yield np.array([values[f] for f in features], np.float32)

@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Callable
 
-import onnx
-
 from .core import BadInputError, atomic_write
 
 # %% auto #0
@@ -20,6 +18,7 @@ META_KEY = 'genre_classification'
 
 def write_onnx(target, export: Callable[[Path], None], meta: dict) -> Path:
     "Write an ONNX model to `target`: `export(path)` writes the graph, then `meta` goes inside as JSON and the model is checked; its path."
+    import onnx
     with atomic_write(target) as partial:
         export(partial)
         proto = onnx.load(str(partial))
@@ -31,6 +30,7 @@ def write_onnx(target, export: Callable[[Path], None], meta: dict) -> Path:
 # %% ../nbs/00b_onnx_files.ipynb #0a7f21b4
 def check_external_data(proto: onnx.ModelProto, folder: Path, path) -> None:
     "Raise BadInputError if a tensor of `proto` keeps its data in a file outside `folder`."
+    import onnx
     folder = folder.resolve()
     tensors = list(proto.graph.initializer) + [a.t for n in proto.graph.node for a in n.attribute if a.HasField('t')]
     for t in tensors:
@@ -41,20 +41,27 @@ def check_external_data(proto: onnx.ModelProto, folder: Path, path) -> None:
             raise BadInputError(f"refused: tensor '{t.name}' reads external data from '{location}', outside the model's folder", path)
 
 # %% ../nbs/00b_onnx_files.ipynb #3374141b
+def _parsed(path: Path):
+    "The ONNX graph of `path` without its external data, parsed by `onnx` (BadInputError if it is not ONNX)."
+    import onnx
+    try: return onnx.load(str(path), load_external_data=False)
+    except Exception as e: raise BadInputError(f'not an ONNX model ({type(e).__name__})', path) from None
+
 def load_onnx(path, threads: int = 0) -> tuple:
     "An onnxruntime session for ONNX model file `path` (`threads` for its operators; 0: one per core) and the metadata stored in it."
     import onnxruntime as ort
     path = Path(path)
     if not path.is_file(): raise BadInputError('no such model file', path)
-    try: proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e: raise BadInputError(f'not an ONNX model ({type(e).__name__})', path) from None
-    check_external_data(proto, path.parent, path)
-    props = {p.key: p.value for p in proto.metadata_props}
-    if META_KEY not in props: raise BadInputError('an ONNX model without genre_classification metadata (export it with `pipeline export`)', path)
+    # every external tensor names its file under the key 'location': without the word, the file reads no other (and onnx's import is spared)
+    if b'location' in path.read_bytes(): check_external_data(_parsed(path), path.parent, path)
     options = ort.SessionOptions(); options.log_severity_level = 3
     options.intra_op_num_threads = threads       # onnxruntime ignores OMP_NUM_THREADS and threadpoolctl: the only way to pin it
     # idle worker threads would spin between batches and steal the cores that decoding and features need (2x slower end to end)
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     try: session = ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
-    except Exception as e: raise BadInputError(f'onnxruntime cannot load it: {str(e).splitlines()[0]}', path) from None
+    except Exception as e:
+        _parsed(path)                            # not ONNX at all: says so
+        raise BadInputError(f'onnxruntime cannot load it: {str(e).splitlines()[0]}', path) from None
+    props = session.get_modelmeta().custom_metadata_map
+    if META_KEY not in props: raise BadInputError('an ONNX model without genre_classification metadata (export it with `pipeline export`)', path)
     return session, json.loads(props[META_KEY])

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_predict.ipynb #c874aef9
 from __future__ import annotations
-import csv, glob, io, json, sys
+import csv, functools, glob, io, json, sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Literal
@@ -12,7 +12,8 @@ from typing import Iterable, Literal
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from .core import BadInputError, Command, ProjectPaths, Settings, check_params, options_from, resolve_path, user_cache
+from .core import (BadInputError, Command, ProjectPaths, Settings, Workers, check_params, default_workers, map_in_processes,
+                                       options_from, resolve_path, user_cache)
 from .data import AUDIO_EXTENSIONS
 from .predictor import FilePrediction, GenrePredictor, Predictor, predict_file
 from .real_music import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TagFeaturePredictor, make_real_music_model
@@ -40,12 +41,25 @@ def audio_files(paths: Iterable) -> list[Path]:
         else: out.append(Path(p))
     return list(dict.fromkeys(out))
 
+@functools.lru_cache(maxsize=2)
+def _worker_predictor(model_file: str, threads: int) -> GenrePredictor: return open_predictor(model_file, threads=threads)
+
+def _predict_in_worker(path, model_file: str, threads: int, top_k: int, timeline: bool) -> FilePrediction:
+    "`predict_file` in a worker process, with the worker's own predictor of `model_file` (opened on its first file)."
+    return predict_file(path, _worker_predictor(model_file, threads), top_k, timeline)
+
 def predict_paths(paths: Iterable, predictor: GenrePredictor, top_k: int = 3, timeline: bool = False,
-                  progress: bool | None = None) -> list[FilePrediction]:
-    "Predictions for every file of `paths` (see `audio_files`), in order; unreadable files carry an error."
+                  progress: bool | None = None, workers: int = 1, threads: int = 1) -> list[FilePrediction]:
+    "Predictions for every file of `paths` (see `audio_files`), in order; unreadable files carry an error. Several files: in `workers` processes (0: one per core) with `threads` per ONNX session."
     files = audio_files(paths)
-    bar = tqdm(files, desc='predicting', unit='file', disable=not (len(files) > 3 if progress is None else progress), file=sys.stderr)
-    return [predict_file(f, predictor, top_k, timeline) for f in bar]
+    show = len(files) > 3 if progress is None else progress
+    n_workers = min(workers or default_workers(), len(files))
+    if n_workers <= 1:
+        return [predict_file(f, predictor, top_k, timeline) for f in tqdm(files, desc='predicting', unit='file', disable=not show, file=sys.stderr)]
+    job = functools.partial(_predict_in_worker, model_file=str(predictor.model_file), threads=threads, top_k=top_k, timeline=timeline)
+    answers = {f: result if error is None else FilePrediction(str(f), error=error.reason)
+               for f, result, error in map_in_processes(job, files, n_workers, desc='predicting', progress=show)}
+    return [answers[f] for f in files]
 
 # %% ../nbs/06_predict.ipynb #2f531a9d
 def _top(r: FilePrediction) -> str: return ', '.join(f'{g} {p:.2f}' for g, p in r.top_k)
@@ -115,6 +129,8 @@ class PredictConfig(Settings):
     output: str = Field('', description='write the results to this file instead of the terminal')
     timeline: bool = Field(False, description='also list the top genre of every timeline window (what the web page plots) with its start time')
     explain: bool = Field(False, description='also list the top tags and genre evidence behind each answer (real-music model)')
+    workers: Workers = Field(0, description='processes over several files (0: one per core); one file is predicted in this process')
+    threads: int = Field(0, ge=0, description='operator threads of each ONNX session (0: every core for one file, one per worker process)')
 
     @model_validator(mode='after')
     def _one_model(self):
@@ -133,8 +149,9 @@ def predictors_cli(**settings) -> int:
     cfg = check_params(PredictConfig, settings)
     files = audio_files(cfg.paths)       # before any model loads: a mistyped path costs one line, not a model's loading
     check_inputs(files, cfg.paths)
-    predictor = open_predictor(cfg.model or cfg.checkpoint or default_model_file())
-    results = predict_paths(files, predictor, cfg.top_k, cfg.timeline)
+    workers = min(cfg.workers or default_workers(), len(files))
+    predictor = open_predictor(cfg.model or cfg.checkpoint or default_model_file(), threads=cfg.threads if workers == 1 else 1)
+    results = predict_paths(files, predictor, cfg.top_k, cfg.timeline, workers=workers, threads=cfg.threads or 1)
     text = format_results(results, predictor, cfg.format, cfg.explain)
     if cfg.output:
         Path(cfg.output).write_text(text + '\n'); print(f'{len(results)} results: {cfg.output}', file=sys.stderr)

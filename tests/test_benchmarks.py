@@ -12,6 +12,7 @@ SMOKE = {'features.py': ['--clips', '4', '--runs', '1', '--memory-clips', '0'],
          'training.py': ['--tracks-per-genre', '3', '--runs', '1', '--steps', '2'],
          'main_job.py': ['--model', 'small_cnn', '--epochs', '1', '--tracks-per-genre', '3'],
          'predict.py': ['--model', 'small_cnn', '--clips', '3'],
+         'predict_command.py': ['--clips', '2', '--song-seconds', '20', '--runs', '1'],
          'batch.py': ['--model', 'small_cnn', '--clips', '2', '--workers', '1'],
          'data_steps.py': ['--workers', '1', '2', '--clips', '20', '--cache-clips', '20', '--feature-clips', '4'],
          'own_labels.py': ['--labels', '3', '--tracks-per-label', '4', '--seconds', '3', '--cnn-epochs', '1', '--no-real'],
@@ -26,6 +27,8 @@ TABLES = {'features.py': {'Kaggle features': ['way', 'clips/s', 'ratio']},
           'data_steps.py': {'data steps': ['step', 'workers', 'seconds', 'clips/s', 'speed-up']},
           'batch.py': {'clips of 30 s': ['run', 's', 'files/s', 'x predictors', 'answers']},
           'own_labels.py': {'synthetic collection': ['route', 'test tracks', 'accuracy', 'macro-F1']},
+          'predict_command.py': {'real-music model': ['case', 'today s', 'new s', 'ratio', 'today peak MB', 'new peak MB', 'answers'],
+                                 'musicnn tagger': ['threads', 'GFLOP/s', 'peak GFLOP/s', 'of peak']},
           'gpu.py': {'training step': [], 'main job accuracy': [], 'data steps': ['step', 'workers', 'speed-up']}}
 
 
@@ -79,6 +82,13 @@ def check_predict(out: str, found: dict) -> None:
     assert figures(out, 'MB') and all(m > 0 for m in figures(out, 'MB'))
 
 
+def check_predict_command(out: str, found: dict) -> None:
+    rows = table_named(found, 'real-music model')
+    assert len(rows) == 3 and all(r['answers'].startswith(('2/2', '1/1')) and 'same genre' in r['answers'] for r in rows), rows   # today's answers
+    for r in rows: assert math.isclose(number(r['ratio']), number(r['today s']) / number(r['new s']), rel_tol=0.05, abs_tol=0.02), r
+    assert all(0 < number(r['GFLOP/s']) and 0 < number(r['peak GFLOP/s']) for r in table_named(found, 'musicnn tagger'))
+
+
 def check_batch(out: str, found: dict) -> None:
     rows = table_named(found, 'clips of 30 s')
     assert [r['run'] for r in rows] == ['predictors (one process)', 'batch-predict, 1 actor(s)'], rows
@@ -100,7 +110,8 @@ def check_own_labels(out: str, found: dict) -> None:
 
 
 CHECKS = {'features.py': check_features, 'main_job.py': check_main_job, 'predict.py': check_predict,
-          'batch.py': check_batch, 'data_steps.py': check_data_steps, 'own_labels.py': check_own_labels}
+          'batch.py': check_batch, 'data_steps.py': check_data_steps, 'own_labels.py': check_own_labels,
+          'predict_command.py': check_predict_command}
 
 
 def test_table_reader():

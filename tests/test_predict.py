@@ -204,3 +204,26 @@ def test_a_folder_without_audio_is_an_error_not_an_empty_table(tmp_path, capsys,
     assert predictors([str(tmp_path), '--model', str(cnn_onnx)]) == 2
     out, err = capsys.readouterr()
     assert out == '' and f'predictors: error: no audio files in {tmp_path}' in err and '.mp3' in err
+
+
+def test_worker_processes_give_the_same_records_in_the_same_order(bad_folder, cnn_onnx):
+    "Over a folder, files go to worker processes: the records, their order, the errors and the exit code are one process's."
+    runs = [subprocess.run(['predictors', str(bad_folder), '--model', str(cnn_onnx), '--format', 'json', '--workers', n],
+                           capture_output=True, text=True, env=ENV) for n in ('1', '2')]
+    assert [r.returncode for r in runs] == [1, 1], runs[1].stderr
+    one, two = ([(Path(x['path']).name, x['genre'], x['error']) for x in json.loads(r.stdout)] for r in runs)
+    assert two == one and sum(e is not None for _, _, e in two) == 4
+    assert [line for line in runs[1].stderr.splitlines() if line.startswith('predictors:')] == \
+           [line for line in runs[0].stderr.splitlines() if line.startswith('predictors:')]
+
+
+def test_predict_imports_only_what_the_model_needs(cnn_onnx):
+    "Importing the command and opening an ONNX model import neither torch nor onnx nor librosa (about 3 s of start-up)."
+    code = textwrap.dedent(f'''
+        import sys
+        from genre_classification.predict import open_predictor, predictors
+        open_predictor({str(cnn_onnx)!r})
+        print(sorted(m for m in ('torch', 'onnx', 'librosa', 'genre_classification.features') if m in sys.modules))''')
+    done = subprocess.run([PYTHON, '-c', code], capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ['[]']
