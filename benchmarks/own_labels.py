@@ -31,9 +31,8 @@ REAL = {'classical-style': ['gtzan_clips/classical/classical.00000.wav', 'audio_
 def routes(data_dir: str, root: Path, cnn_epochs: int, split: str = 'auto') -> dict:
     "Each route trained on `data_dir`: name -> (test labels, test predictions, classes, seconds)."
     paths, out = ProjectPaths(root=root), {}
-    for name, cfg in [('small_cnn (from scratch)', dict(model='small_cnn', epochs=cnn_epochs, batch_size=16)),
-                      ('musicnn probe', dict(model='musicnn_probe', epochs=150, batch_size=16, lr=3e-3))]:
-        if cnn_epochs == 0 and name.startswith('small_cnn'): continue
+    cnn = [('small_cnn (from scratch)', dict(model='small_cnn', epochs=cnn_epochs, batch_size=16))] if cnn_epochs else []
+    for name, cfg in [*cnn, ('musicnn probe', dict(model='musicnn_probe', epochs=150, batch_size=16, lr=3e-3))]:
         t = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):      # the epochs' lines: progress, not figures
             r = train(TrainConfig(data_dir=data_dir, device='cpu', split=split, checkpoints_path=str(root / 'ck'), **cfg), paths, progress=False, log_to_mlflow=False)
@@ -60,11 +59,11 @@ def leave_one_out(shared: Path, root: Path) -> dict:
     "Each real recording the test track once; a valid track of each label besides it, the rest train."
     tracks = [(shared / f, label) for label, files in REAL.items() for f in files]
     right, seconds = {}, {}
+    root.mkdir(parents=True, exist_ok=True)
     for k, (held, _) in enumerate(tracks):
         others = {label: [p for p, l in tracks if l == label and p != held] for label in REAL}
         valid = {others[label][k % len(others[label])] for label in REAL}          # a different valid track from fold to fold
         rows = [(str(p), label, 'test' if p == held else 'valid' if p in valid else 'train') for p, label in tracks]
-        (root).mkdir(parents=True, exist_ok=True)
         csv = root / f'fold{k}.csv'
         pd.DataFrame(rows, columns=['path', 'label', 'split']).to_csv(csv, index=False)
         for name, (y, p, classes, s) in routes(str(csv), root, 0, 'dataset').items():

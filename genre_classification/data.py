@@ -20,8 +20,8 @@ from .core import GENRES, BadInputError, default_workers, map_in_processes
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'SPLIT_NAMES', 'PATH_COLUMNS', 'LABEL_COLUMNS', 'FMA_SUBSETS', 'IMAGE_EXTENSIONS',
            'SPLITS', 'SPLIT_METHODS', 'ffmpeg_executable', 'stream_audio_rates', 'stream_audio', 'load_audio',
-           'track_id_of', 'probe_audio', 'warn_unreadable', 'keep_decodable', 'find_tracks', 'read_track_table',
-           'read_fma', 'dataset_layout', 'find_dataset', 'find_images', 'fault_filtered_lists',
+           'track_id_of', 'probe_audio', 'warn_unreadable', 'flat_name', 'keep_decodable', 'find_tracks',
+           'read_track_table', 'read_fma', 'dataset_layout', 'find_dataset', 'find_images', 'fault_filtered_lists',
            'packaged_feature_table', 'split_tracks', 'labels_in']
 
 # %% ../nbs/01_data.ipynb #b4ee4482
@@ -164,6 +164,10 @@ def _folder_labels(root: Path, files: list[Path]) -> list[tuple[str | None, str 
 def _track_id(p: Path, root: Path) -> str:
     return track_id_of(p.name) if _GTZAN_NAME.match(p.name) else p.relative_to(root).with_suffix('').as_posix()
 
+def flat_name(track_id: str) -> str:
+    "A track id as one file name, for copies and images side by side: 'lofi/album one/intro' as 'lofi__album one__intro'."
+    return track_id.replace('/', '__')
+
 def keep_decodable(tracks: pd.DataFrame, n_workers: int | None = None) -> pd.DataFrame:
     "`tracks` without the files that cannot be decoded, which one warning names with the reason."
     problems = {item: reason for item, reason, _ in map_in_processes(probe_audio, tracks.path, n_workers=n_workers,
@@ -180,7 +184,7 @@ def find_tracks(root, labelled: bool = True, probe: bool = True, n_workers: int 
     if not files: raise BadInputError('no audio files below it', root)
     labels = _folder_labels(root, files) if labelled else [(f.parent.name, None) for f in files]
     if unlabelled := [f for f, (label, _) in zip(files, labels) if label is None]:
-        warnings.warn(f'{len(unlabelled)} audio file(s) directly in {root} are in no label folder and are left out, e.g. {unlabelled[0].name}', stacklevel=2)
+        warnings.warn(f'{len(unlabelled)} audio file(s) below {root} are in no label folder and are left out, e.g. {unlabelled[0]}', stacklevel=2)
     rows, seen = [], set()
     for f, (label, split) in zip(files, labels):
         if label is None or (tid := _track_id(f, root)) in seen: continue     # one track in two archives: the first
@@ -283,7 +287,7 @@ def find_images(root) -> pd.DataFrame:
     root = Path(root)
     if not root.is_dir(): raise BadInputError('no such folder' if not root.exists() else 'not a folder', root)
     files = _audio_candidates(root, IMAGE_EXTENSIONS)
-    rows = [(track_id_of(p.name) if _GTZAN_NAME.match(p.name) else p.relative_to(root).with_suffix('').as_posix(), label, str(p))
+    rows = [(_track_id(p, root), label, str(p))
             for p, (label, _) in zip(files, _folder_labels(root, files)) if label is not None]
     if not rows: raise BadInputError('no images (.png/.jpg) in label folders below it', root)
     return pd.DataFrame(rows, columns=['track_id', 'genre', 'path']).drop_duplicates('track_id').reset_index(drop=True)

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from .core import (GENRES, BadInputError, ClipSeconds, ProjectPaths, Settings, TracksPerGenre,
     atomic_write, check_params, map_in_processes)
-from .data import find_tracks
+from .data import find_tracks, flat_name
 from .synth.genres import synth_track
 
 # %% auto #0
@@ -97,7 +97,7 @@ def prepare_dataset(dest, source: str = '', tracks_per_genre: int = 40, seconds:
     shutil.rmtree(dest, ignore_errors=True)
     for tid, genre, path in zip(tqdm(tracks.track_id, desc='copying tracks', disable=not progress), tracks.genre, tracks.path):
         (dest / 'genres_original' / genre).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest / 'genres_original' / genre / (tid.replace('/', '__') + Path(path).suffix))   # an album's tracks side by side
+        shutil.copy2(path, dest / 'genres_original' / genre / (flat_name(tid) + Path(path).suffix))   # an album's tracks side by side
     (dest / 'source.json').write_text(json.dumps({'source': str(Path(source).resolve()), 'tracks': len(tracks)}, indent=1))
     return dest
 

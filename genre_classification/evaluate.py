@@ -13,8 +13,6 @@ from pydantic import Field
 
 from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, write_report
 from .core import Experiment, TrackingUri, resolve_path
-from .data import packaged_feature_table
-from .features import read_feature_table
 from .training_data import audio_trackset, image_trackset, split_feature_table
 from .metrics import Evaluation, classification_metrics, evaluate, plot_confusion_matrix
 from .train import TrainConfig

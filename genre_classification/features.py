@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image
 
 from .core import AudioConfig, BadInputError, Workers, atomic_write, fingerprint, map_in_processes, sha1_file
-from .data import SAMPLE_RATE, find_dataset, find_tracks, load_audio, stream_audio, track_id_of, warn_unreadable
+from .data import SAMPLE_RATE, find_dataset, find_tracks, flat_name, load_audio, stream_audio, track_id_of, warn_unreadable
 
 # %% auto #0
 __all__ = ['LIBROSA_GUFUNC_MODULES', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'compile_librosa_gufuncs',
@@ -307,7 +307,7 @@ def read_spectrogram_image(path) -> np.ndarray:
 def image_name(track_id: str) -> str:
     "The Kaggle `images_original` name of a track: 'blues00003.png' for 'blues.00003'."
     if track_id_of(track_id) == track_id and '.' in track_id: return track_id.replace('.', '', 1) + '.png'
-    return track_id.replace('/', '__') + '.png'      # a track in a subfolder (an album) of its label's folder
+    return flat_name(track_id) + '.png'      # a track in a subfolder (an album) of its label's folder
 
 def _write_image(job: tuple) -> str:
     path, target, cfg = job

@@ -37,19 +37,13 @@ def current_table(current, work_dir, n_workers: int | None = None) -> tuple[pd.D
     return read_feature_table(path), 'features'
 
 # %% ../nbs/08_monitor.ipynb #1e176adf
-def _model_meta(model_file: Path) -> dict:
-    if model_file.suffix == '.onnx':
-        from genre_classification.onnx_files import load_onnx
-        return load_onnx(model_file, threads=1)[1]
-    from genre_classification.models import load_model
-    return load_model(model_file)[1]
-
 def model_reference(model_file, paths=None) -> pd.DataFrame:
     "The Kaggle features of the data the model in `model_file` (model.pt or its ONNX export) was trained on: the reference for its new audio."
     from genre_classification.core import ProjectPaths
+    from genre_classification.predict import open_predictor
     from genre_classification.train_features import FeatureTrainConfig, dataset_feature_table, feature_table_of
     model_file, paths = Path(model_file), paths or ProjectPaths()
-    meta = _model_meta(model_file)
+    meta = open_predictor(model_file, threads=1).meta          # any model file prediction reads
     cfg = meta.get('config')
     if not cfg: raise BadInputError('its metadata does not say what it was trained on; give the reference feature table (--reference)', model_file)
     if meta.get('input_kind') == 'kaggle_features': return feature_table_of(FeatureTrainConfig(**cfg), paths, progress=False)[0]

@@ -22,7 +22,7 @@ from .models import FeatureEnsemble, FeatureMLP
 from .tracking import git_commit
 from .training_data import TensorBatches, split_feature_table
 from .metrics import Evaluation, classification_metrics
-from .learner import Learner, TrainHook, balanced_class_weights, class_weighted, fit
+from .learner import Learner, TrainHook, balanced_class_weights, fit
 from .hooks import MlflowLogging, ModelFile
 
 # %% auto #0
@@ -150,12 +150,17 @@ def dataset_feature_table(data_dir: str, paths: ProjectPaths, progress: bool = T
     if 'split' in tracks: table['split'] = table.source.map(by_path.split)
     return table, cache
 
+def _feature_table_source(cfg: FeatureTrainConfig, paths: ProjectPaths):
+    "The table `cfg.features_csv` names: a path (relative = under the project), a URL as it is, or (empty) the packaged GTZAN table."
+    if not cfg.features_csv: return packaged_feature_table()
+    return cfg.features_csv if '://' in cfg.features_csv else resolve_path(cfg.features_csv, paths)
+
 def feature_table_of(cfg: FeatureTrainConfig, paths: ProjectPaths, progress: bool = True) -> tuple[pd.DataFrame, str, str]:
     "The feature table `cfg` names (`data_dir`'s features, `features_csv`, or the packaged GTZAN table), its fingerprint and what it is, for people."
     if cfg.data_dir:
         table, cache = dataset_feature_table(cfg.data_dir, paths, progress)
         return table, cache.stem, f'the Kaggle features of the audio in {cfg.data_dir}'
-    source = packaged_feature_table() if not cfg.features_csv else cfg.features_csv if '://' in cfg.features_csv else resolve_path(cfg.features_csv, paths)
+    source = _feature_table_source(cfg, paths)
     what = f'the feature table {cfg.features_csv}' if cfg.features_csv else 'the real GTZAN feature table shipped with the package'
     return read_feature_table(source), fingerprint([sha1_file(source)]) if Path(str(source)).exists() else '', what
 
@@ -179,7 +184,7 @@ def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = No
     if not test_rows.any(): raise BadInputError(f"the split ({cfg.split_method()}) left no test tracks")
     meta = {'model': 'feature_mlp', 'classes': classes, 'input_kind': 'kaggle_features', 'features': KAGGLE_FEATURES,
             'hidden': list(cfg.hidden), 'dropout': cfg.dropout, 'ensemble': cfg.ensemble, 'trained_on': trained_on,
-            'synthetic_only': False, 'dataset_fingerprint': table_fingerprint, 'split': cfg.split_method(), 'config': cfg.model_dump()}
+            'synthetic_only': False, 'dataset_fingerprint': table_fingerprint, 'config': cfg.model_dump()}
     model_file = resolve_path(cfg.checkpoints_path, paths) / f'feature_mlp-{cfg.cache_key()}' / 'model.pt'
     ensemble = FeatureEnsemble([])
     score = lambda: _test_evaluation(ensemble, table[test_rows], X[test_rows], y[test_rows], len(classes))

@@ -1,7 +1,7 @@
 """Your own music, your own labels: a collection whose labels are none of GTZAN's trains with each of the three routes
 (papermill and `pipeline`), evaluates, exports and is answered by `predictors` and the registered (served) pyfunc with
 those labels; FMA and Hugging Face `audiofolder` layouts in their published formats; bad datasets stopped with one line."""
-import json, os, shutil, subprocess, sys
+import json, shutil, subprocess, sys
 from pathlib import Path
 
 import numpy as np
