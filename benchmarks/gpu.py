@@ -5,62 +5,40 @@ H100/H200 with 16 cores (MLflow off: it is not needed for speed). It runs on a C
 
     python benchmarks/gpu.py [--models small_cnn resnet18 ...] [--batches 32 256] [--steps 20] [--workers 1 2 4 8 16]
 """
-import argparse, os, sys, tempfile, time
+import argparse, sys, tempfile, time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from common import table
 from data_steps import scaling_rows
 from main_job import main_job_phases, print_phases
 from genre_classification.core import ProjectPaths, default_workers, pick_device
-from genre_classification.models import MODEL_NAMES, build_model
-from genre_classification.hooks import StepSettings, device_kind, step_settings
-from genre_classification.learner import LOSSES, make_optimizer
+from genre_classification.models import MODEL_NAMES
+from genre_classification.hooks import (BF16_ACCURATE, STEP_CHOICES, fastest_setting, machine_name, step_settings,
+                                        table_step_settings, time_step_settings)
 from genre_classification.train import TrainConfig, train
 from genre_classification.training_data import audio_trackset
-
-SETTINGS = {'fp32': StepSettings(), 'channels-last': StepSettings(channels_last=True), 'bf16': StepSettings(bf16=True),
-            'channels-last + bf16': StepSettings(bf16=True, channels_last=True)}
 
 
 def sync(device: str) -> None:
     if device.startswith('cuda'): torch.cuda.synchronize()
 
 
-def step_seconds(name: str, batch: int, step: StepSettings, device: str, steps: int) -> float:
-    "Seconds per training step (AdamW, cross-entropy, one-hot targets) of model `name` on a batch of 1×64×130 windows."
-    torch.manual_seed(0)
-    model = build_model(name).to(device).train()
-    if step.channels_last: model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer('adamw', model.parameters(), 1e-3, 1e-4)
-    x = torch.rand(batch, 1, 64, 130, device=device)
-    if step.channels_last: x = x.contiguous(memory_format=torch.channels_last)
-    target = F.one_hot(torch.randint(0, 10, (batch,), device=device), 10).float()
-    def one():
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=step.bf16):
-            loss = LOSSES['cross_entropy'](model(x).float(), target)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    for _ in range(3): one()
-    sync(device); t = time.perf_counter()
-    for _ in range(steps): one()
-    sync(device)
-    return (time.perf_counter() - t) / steps
-
-
 def step_table(models: list[str], batches: list[int], device: str, steps: int) -> None:
+    "Each model's step by setting (the library's own timing, `time_step_settings`), what 'auto' picks here, what the table says."
     rows = []
     for name in models:
         for batch in batches:
-            auto = step_settings(name, device, batch)
-            seconds = {label: step_seconds(name, batch, s, device, steps) for label, s in SETTINGS.items()}
+            seconds = time_step_settings(name, device, batch, (1, 64, 130), 10, steps=steps, warmup=3)
             fastest = min(seconds, key=seconds.get)
-            for label, s in SETTINGS.items():
+            picked = fastest_setting({k: v for k, v in seconds.items() if not STEP_CHOICES[k].bf16 or name in BF16_ACCURATE})
+            listed = table_step_settings(name, device, batch)
+            for label, s in STEP_CHOICES.items():
                 rows.append([name, batch, label, f'{seconds[label] * 1000:.2f}', f'{batch / seconds[label]:.0f}',
-                             f"{seconds['fp32'] / seconds[label]:.2f}x", ('fastest' if label == fastest else '') +
-                             (' auto' if s == auto else '')])
-    table(f'training step on {device} ({device_kind(device)}), 1×64×130 log-mel windows, {steps} steps after 3 warm-up',
+                             f"{seconds['fp32'] / seconds[label]:.2f}x", ' '.join(w for w, on in [('fastest', label == fastest),
+                             ('auto', label == picked), ('table', s == listed)] if on)])
+    table(f'training step on {device} ({machine_name(device)}), 1×64×130 log-mel windows, fastest of {steps} steps after 3 warm-up',
           ['model', 'batch', 'setting', 'ms/step', 'samples/s', 'vs fp32', ''], rows)
 
 
@@ -71,7 +49,7 @@ def accuracy_table(work: Path, device: str, models: list[str], epochs: int, trac
     runs = []
     for name in models:
         runs.append((name, 32, 'fp32', 'contiguous', 'auto'))
-        if step_settings(name, device) != StepSettings(): runs.append((name, 32, 'auto', 'auto', 'auto'))
+        runs.append((name, 32, 'auto', 'auto', 'auto'))
     runs += [(models[-1], big_batch, 'auto', 'auto', rule) for rule in ('sqrt', 'linear', 'none')]
     rows = []
     for name, batch, precision, memory_format, scaling in runs:
@@ -81,7 +59,7 @@ def accuracy_table(work: Path, device: str, models: list[str], epochs: int, trac
         sync(device); t = time.perf_counter()
         result = train(cfg, paths, data=data, progress=False, log_to_mlflow=False)
         sync(device); seconds = time.perf_counter() - t
-        s = step_settings(name, device, batch, precision, memory_format)
+        s = step_settings(name, device, batch, precision, memory_format, (1, 64, 130), 10)   # what the run used (cached)
         rows.append([name, batch, ('bf16' if s.bf16 else 'fp32') + (' channels-last' if s.channels_last else ''), scaling,
                      f"{result.test.metrics['track_accuracy']:.3f}", f"{result.history.valid_track_accuracy.max():.3f}",
                      f'{seconds:.1f}'])

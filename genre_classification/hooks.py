@@ -4,7 +4,7 @@
 
 # %% ../nbs/02g_hooks.ipynb #dcd14a6e
 from __future__ import annotations
-import random, sys
+import json, os, platform, random, sys, time
 from pathlib import Path
 from typing import Callable
 from dataclasses import dataclass
@@ -13,16 +13,19 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
-from .core import ProjectPaths, Settings, atomic_write
+from .core import ProjectPaths, Settings, atomic_write, user_cache
 from .training_data import Dist, WindowBatches, WindowSource, mixup, spec_augment
 from .metrics import log_run_results, write_train_reports
 from .learner import Learner, TrainHook
 from .tracking import mlflow_run
 
 # %% auto #0
-__all__ = ['STEP_SETTINGS', 'BN_WINDOWS', 'StepSettings', 'device_kind', 'step_settings', 'ChannelsLast', 'BF16', 'Augment',
+__all__ = ['STEP_CHOICES', 'STEP_SETTINGS', 'TABLE_MACHINES', 'BF16_ACCURATE', 'STEP_CACHE_NAME', 'MEASURE_ENV', 'MIN_GAIN',
+           'BN_WINDOWS', 'StepSettings', 'device_kind', 'table_step_settings', 'machine_name', 'time_step_settings',
+           'fastest_setting', 'measured_step_settings', 'step_settings', 'ChannelsLast', 'BF16', 'Augment',
            'recalibrate_batchnorm', 'RecalibrateBatchNorm', 'save_atomically', 'rng_states', 'set_rng_states', 'Resume',
            'Checkpointing', 'ModelFile', 'PrintEpochs', 'ProgressBar', 'MlflowLogging', 'TrainReports', 'EachEpoch',
            'OptunaPruning']
@@ -34,23 +37,102 @@ class StepSettings:
     bf16: bool = False
     channels_last: bool = False
 
+STEP_CHOICES = {'fp32': StepSettings(), 'channels-last': StepSettings(channels_last=True), 'bf16': StepSettings(bf16=True),
+                'channels-last + bf16': StepSettings(bf16=True, channels_last=True)}
+
 # (device kind, model, batch 32 or 256) -> the fastest setting with fp32 arithmetic; absent: plain fp32 was fastest.
-# 'cuda': benchmarks/gpu.py on an NVIDIA H200; 'cpu': benchmarks/training.py on this project's 2-core x86-64 CPU.
+# 'cuda': benchmarks/gpu.py on an NVIDIA H200; 'cpu': benchmarks/training.py on a 2-core AMD EPYC (no AMX).
 STEP_SETTINGS = {('cuda', model, batch): StepSettings(channels_last=True)
                  for model, batches in {'small_cnn': (32, 256), 'resnet18': (32, 256), 'resnet34': (256,), 'resnet50': (256,),
                                         'vgg16': (32, 256), 'alexnet': (32, 256), 'densenet121': (32, 256),
                                         'efficientnet_b0': (32, 256)}.items() for batch in batches}
 STEP_SETTINGS['cpu', 'small_cnn', 32] = StepSettings(channels_last=True)     # 1.28x; ResNet-18: 1.03x, so left in fp32
+TABLE_MACHINES = {'NVIDIA H200'}          # where the table is itself the measurement: nothing to time there
+# the models whose bf16 training was shown as accurate as fp32 (the table below): only they may be given bf16 by 'auto'
+BF16_ACCURATE = {'small_cnn', 'resnet18'}
 
 def device_kind(device: str) -> str:
     "The key of `device` in `STEP_SETTINGS`: 'cuda' or 'cpu'."
     return 'cuda' if device.startswith('cuda') else 'cpu'
 
-def step_settings(model: str, device: str, batch_size: int = 32, precision: str = 'auto', memory_format: str = 'auto') -> StepSettings:
-    "The step settings for `model` on `device` at `batch_size`: the measured ones (`STEP_SETTINGS`) where a setting is 'auto'."
-    measured = STEP_SETTINGS.get((device_kind(device), model, 32 if batch_size <= 90 else 256), StepSettings())
-    return StepSettings(bf16=measured.bf16 if precision == 'auto' else precision == 'bf16',
-                        channels_last=measured.channels_last if memory_format == 'auto' else memory_format == 'channels_last')
+def table_step_settings(model: str, device: str, batch_size: int = 32) -> StepSettings:
+    "The settings `STEP_SETTINGS` holds for `model` on `device`'s kind at the nearer measured batch (32 up to 90, 256 above)."
+    return STEP_SETTINGS.get((device_kind(device), model, 32 if batch_size <= 90 else 256), StepSettings())
+
+# %% ../nbs/02g_hooks.ipynb #df5ceafc
+def machine_name(device: str) -> str:
+    "What `device` is, for keying measurements: the GPU's name, or the CPU's model, its widest instructions and torch's threads."
+    if device.startswith('cuda'): return torch.cuda.get_device_name(torch.device(device))
+    info = Path('/proc/cpuinfo').read_text() if Path('/proc/cpuinfo').is_file() else ''
+    model = next((line.split(':', 1)[1].strip() for line in info.splitlines() if line.startswith('model name')), platform.processor())
+    extras = ', AMX' if ' amx_bf16' in info else ''
+    return f'{model or platform.machine()} ({torch.backends.cpu.get_cpu_capability()}{extras}), {torch.get_num_threads()} threads'
+
+# %% ../nbs/02g_hooks.ipynb #e658a196
+def time_step_settings(model: str, device: str, batch_size: int, input_shape: tuple[int, ...], n_classes: int,
+                       choices: list[str] | None = None, steps: int = 3, warmup: int = 2) -> dict[str, float]:
+    "Seconds per training step (AdamW, cross-entropy) of `model` on random batches, for each of `choices` (`STEP_CHOICES`' names)."
+    from genre_classification.models import build_model
+    from genre_classification.learner import LOSSES, make_optimizer
+    choices = choices or list(STEP_CHOICES)
+    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+    with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith('cuda') else []):  # the run's generators untouched
+        torch.manual_seed(0)
+        x = torch.rand(batch_size, *input_shape, device=device)
+        target = F.one_hot(torch.randint(0, n_classes, (batch_size,), device=device), n_classes).float()
+        def stepper(s: StepSettings):
+            net = build_model(model, n_classes, in_channels=input_shape[0]).to(device).train()
+            if s.channels_last: net = net.to(memory_format=torch.channels_last)
+            opt, xs = make_optimizer('adamw', net.parameters(), 1e-3, 1e-4), x.contiguous(memory_format=torch.channels_last) if s.channels_last else x
+            def one() -> float:
+                sync(); t = time.perf_counter()
+                with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=s.bf16): loss = LOSSES['cross_entropy'](net(xs).float(), target)
+                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sync()
+                return time.perf_counter() - t
+            return one
+        steppers = {name: stepper(STEP_CHOICES[name]) for name in choices}
+        for one in steppers.values():
+            for _ in range(warmup): one()
+        seconds = {name: [] for name in choices}
+        for _ in range(steps):                                     # in turns, so that a slow moment of the machine hits them all
+            for name, one in steppers.items(): seconds[name].append(one())
+    return {name: min(times) for name, times in seconds.items()}  # the least disturbed step of each
+
+# %% ../nbs/02g_hooks.ipynb #93a1cea9
+STEP_CACHE_NAME = 'step_settings.json'
+MEASURE_ENV = 'GENRE_CLASSIFICATION_STEP_SETTINGS'    # 'table': never time, read the table (the notebooks' and tests' outputs)
+MIN_GAIN = 1.05                                       # a setting replaces plain fp32 only when this much faster: more than the noise
+
+def fastest_setting(seconds: dict[str, float]) -> str:
+    "The fastest of the timed settings, if it beats plain fp32 by `MIN_GAIN`; else 'fp32'."
+    best = min(seconds, key=seconds.get)
+    return best if seconds['fp32'] / seconds[best] >= MIN_GAIN else 'fp32'
+
+def measured_step_settings(model: str, device: str, batch_size: int, input_shape: tuple[int, ...], n_classes: int,
+                           cache_file: Path | None = None, say: Callable[[str], None] = print) -> StepSettings:
+    "The fastest accurate settings for `model` at `batch_size` on this machine: timed on the first run, then read from `cache_file`."
+    cache_file = Path(cache_file or user_cache() / STEP_CACHE_NAME)
+    key = f"{machine_name(device)} | torch {torch.__version__} | {model} | batch {batch_size} of {'×'.join(map(str, input_shape))}"
+    try: known = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    except ValueError: known = {}                                  # a damaged cache is measured again, not an error
+    if key not in known:
+        choices = [name for name, s in STEP_CHOICES.items() if not s.bf16 or model in BF16_ACCURATE]
+        seconds = time_step_settings(model, device, batch_size, input_shape, n_classes, choices)
+        known[key] = {'setting': fastest_setting(seconds), 'ms_per_step': {k: round(v * 1000, 2) for k, v in seconds.items()}}
+        with atomic_write(cache_file) as partial: partial.write_text(json.dumps(known, indent=1, ensure_ascii=False))
+        say(f"training step of {model} timed on {key.split(' | ')[0]}: " + ', '.join(f'{k} {v:.0f} ms' for k, v in known[key]['ms_per_step'].items())
+            + f" -> {known[key]['setting']} (kept in {cache_file})")
+    return STEP_CHOICES[known[key]['setting']]
+
+def step_settings(model: str, device: str, batch_size: int = 32, precision: str = 'auto', memory_format: str = 'auto',
+                  input_shape: tuple[int, ...] | None = None, n_classes: int = 10, say: Callable[[str], None] = print) -> StepSettings:
+    "`precision` and `memory_format` of `model`'s step, where 'auto': measured on this machine when `input_shape` is given, else the table."
+    if precision != 'auto' and memory_format != 'auto': chosen = StepSettings()
+    elif input_shape is None or os.environ.get(MEASURE_ENV) == 'table' or (device.startswith('cuda') and machine_name(device) in TABLE_MACHINES):
+        chosen = table_step_settings(model, device, batch_size)
+    else: chosen = measured_step_settings(model, device, batch_size, input_shape, n_classes, say=say)
+    return StepSettings(bf16=chosen.bf16 if precision == 'auto' else precision == 'bf16',
+                        channels_last=chosen.channels_last if memory_format == 'auto' else memory_format == 'channels_last')
 
 # %% ../nbs/02g_hooks.ipynb #96f47ce9
 class ChannelsLast(TrainHook):

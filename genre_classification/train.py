@@ -58,8 +58,8 @@ class TrainConfig(Settings):
     pretrained: bool = Field(False, description='start from ImageNet weights in the torch cache')
     augment: bool = Field(False, description='SpecAugment masking and mixup')
     device: Device = 'auto'
-    precision: Literal['auto', 'fp32', 'bf16'] = Field('auto', description='arithmetic of the training step; auto: the fastest measured for the model and device')
-    memory_format: Literal['auto', 'contiguous', 'channels_last'] = Field('auto', description='memory format of the training step; auto: as measured fastest')
+    precision: Literal['auto', 'fp32', 'bf16'] = Field('auto', description='arithmetic of the training step; auto: the fastest on this machine, timed once and cached (bf16 only where shown as accurate)')
+    memory_format: Literal['auto', 'contiguous', 'channels_last'] = Field('auto', description='memory format of the training step; auto: the fastest on this machine, timed once and cached')
     checkpoints_path: str = Field('checkpoints', description='folder for checkpoints (relative = under the project)')
     resume: bool = Field(False, description='continue from the last checkpoint of a run with the same settings')
     mlflow_tracking_uri: TrackingUri = ''
@@ -141,7 +141,10 @@ def prepare_training(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | Non
     device, d = _place(cfg)
     data = data or (image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress and d.main))
     train_rows = _train_rows(data)
-    step = step_settings(cfg.model, device, cfg.batch_size, cfg.precision, cfg.memory_format)
+    # torchrun's processes must agree on the step, so a job of several reads the table; one process times it on a new machine
+    step = step_settings(cfg.model, device, cfg.batch_size, cfg.precision, cfg.memory_format, n_classes=len(data.classes),
+                         input_shape=(1, data.audio.n_mels, data.audio.segment_frames) if d.world == 1 else None,
+                         say=print if progress and d.main else lambda _: None)
     net = build_model(cfg.model, len(data.classes), pretrained=cfg.pretrained).to(device)
     if step.channels_last: net = net.to(memory_format=torch.channels_last)
     model = nn.parallel.DistributedDataParallel(net) if d.world > 1 else net

@@ -1,5 +1,6 @@
 """Training runs you can trust: determinism, kill-and-resume, MLflow records (FAILED on interrupt), bad parameters
-stopped with one line (Python, CLI, papermill), the image route, the papermill job itself, and the feature MLP against baselines."""
+stopped with one line (Python, CLI, papermill), the image route, the papermill job itself, the feature MLP against baselines, and
+`auto` step settings timed once per machine."""
 import json, os, signal, subprocess, sys, textwrap
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from genre_classification.features import create_image_features
 from genre_classification.datasets import make_default_dataset
 from genre_classification.data import packaged_feature_table
 from genre_classification.features import read_feature_table
+from genre_classification.hooks import MEASURE_ENV, STEP_CACHE_NAME, STEP_CHOICES, machine_name
 from genre_classification.learner import TrainHook
 from genre_classification.train import TrainConfig, train
 from genre_classification.train_features import FeatureTrainConfig, compare_with_baselines, train_feature_model
@@ -42,6 +44,25 @@ def test_same_seed_same_metrics(tmp_path, tiny_audio):
     pd.testing.assert_frame_equal(runs[0].history, runs[1].history)
     assert runs[0].test.metrics == runs[1].test.metrics
     assert not runs[0].history.train_loss.equals(runs[2].history.train_loss)
+
+
+def test_auto_times_the_step_once_per_machine_and_trains_as_a_run_that_read_the_cache(tmp_path, tiny_audio, monkeypatch):
+    "On a machine its cache has not seen, `auto` times the step's settings once, trains with the fastest, keeps it; the next run reads it."
+    monkeypatch.delenv(MEASURE_ENV); monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    cache = tmp_path / 'cache' / 'genre_classification' / STEP_CACHE_NAME
+    first = train(tiny_config(tmp_path / 'a', tiny_audio), ProjectPaths(root=tmp_path / 'a'), progress=False)
+    (key, entry), = json.loads(cache.read_text()).items()
+    assert key.startswith(machine_name('cpu')) and 'small_cnn | batch 8 of 1×64×130' in key, key
+    assert set(entry['ms_per_step']) == set(STEP_CHOICES) and all(ms > 0 for ms in entry['ms_per_step'].values()), entry
+    chosen, params = STEP_CHOICES[entry['setting']], mlflow.MlflowClient(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}").get_run(first.run_id).data.params
+    assert (params['step_bf16'], params['step_channels_last']) == (str(chosen.bf16), str(chosen.channels_last)), params
+    written = cache.stat().st_mtime_ns
+    second = train(tiny_config(tmp_path / 'b', tiny_audio), ProjectPaths(root=tmp_path / 'b'), progress=False, log_to_mlflow=False)
+    assert cache.stat().st_mtime_ns == written                           # read, not timed again
+    pd.testing.assert_frame_equal(first.history, second.history)          # timing first left the run's random generators alone
+    monkeypatch.setenv(MEASURE_ENV, 'table'); cache.unlink()
+    train(tiny_config(tmp_path / 'c', tiny_audio, epochs=1), ProjectPaths(root=tmp_path / 'c'), progress=False, log_to_mlflow=False)
+    assert not cache.exists()                                             # pinned to the table: nothing timed
 
 
 KILLED_RUN = textwrap.dedent('''
