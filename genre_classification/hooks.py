@@ -70,7 +70,7 @@ def machine_name(device: str) -> str:
 
 # %% ../nbs/02g_hooks.ipynb #e658a196
 def time_step_settings(model: str, device: str, batch_size: int, input_shape: tuple[int, ...], n_classes: int,
-                       choices: list[str] | None = None, steps: int = 3, warmup: int = 2) -> dict[str, float]:
+                       choices: list[str] | None = None, steps: int = 4, warmup: int = 1) -> dict[str, float]:
     "Seconds per training step (AdamW, cross-entropy) of `model` on random batches, for each of `choices` (`STEP_CHOICES`' names)."
     from genre_classification.models import build_model
     from genre_classification.learner import LOSSES, make_optimizer
