@@ -18,11 +18,11 @@ import soxr
 from .core import GENRES, BadInputError, default_workers, map_in_processes
 
 # %% auto #0
-__all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'SPLIT_NAMES', 'PATH_COLUMNS', 'LABEL_COLUMNS', 'FMA_SUBSETS', 'IMAGE_EXTENSIONS',
-           'SPLITS', 'SPLIT_METHODS', 'ffmpeg_executable', 'stream_audio_rates', 'stream_audio', 'load_audio',
-           'track_id_of', 'probe_audio', 'warn_unreadable', 'flat_name', 'keep_decodable', 'find_tracks',
-           'read_track_table', 'read_fma', 'dataset_layout', 'find_dataset', 'find_images', 'fault_filtered_lists',
-           'packaged_feature_table', 'split_tracks', 'labels_in']
+__all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'LIBROSA_GUFUNC_MODULES', 'SPLIT_NAMES', 'PATH_COLUMNS', 'LABEL_COLUMNS',
+           'FMA_SUBSETS', 'IMAGE_EXTENSIONS', 'SPLITS', 'SPLIT_METHODS', 'ffmpeg_executable', 'stream_audio_rates',
+           'stream_audio', 'load_audio', 'import_librosa', 'track_id_of', 'probe_audio', 'warn_unreadable', 'flat_name',
+           'keep_decodable', 'find_tracks', 'read_track_table', 'read_fma', 'dataset_layout', 'find_dataset',
+           'find_images', 'fault_filtered_lists', 'packaged_feature_table', 'split_tracks', 'labels_in']
 
 # %% ../nbs/01_data.ipynb #b4ee4482
 SAMPLE_RATE = 22050
@@ -116,6 +116,21 @@ def stream_audio(path, sr: int = SAMPLE_RATE, block_seconds: float = 30.0) -> It
 def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     "The whole of `path` as one mono float32 array at `sr` Hz; `BadInputError` says what is wrong with a bad file."
     return np.concatenate(list(stream_audio(path, sr)))
+
+# %% ../nbs/01_data.ipynb #f04142b6
+LIBROSA_GUFUNC_MODULES = ('librosa.util.utils', 'librosa.core.audio', 'librosa.core.pitch')
+
+def import_librosa():
+    "librosa, with its modules whose numba functions are cached on disk imported one process at a time (a lock file beside librosa's cache)."
+    import fcntl, importlib, librosa
+    try: lock = open(Path(librosa.__file__).parent / '__pycache__' / 'genre_classification.lock', 'a')
+    except OSError: lock = None      # a read-only install: numba caches per user elsewhere; import without the lock
+    try:
+        if lock: fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in LIBROSA_GUFUNC_MODULES: importlib.import_module(name)
+    finally:
+        if lock: lock.close()
+    return librosa
 
 # %% ../nbs/01_data.ipynb #add89ba1
 _GTZAN_NAME = re.compile(r'^([A-Za-z]+)\.?(\d{5})(?:\D|$)')

@@ -10,38 +10,23 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import bottleneck as bn
-import librosa
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from .core import AudioConfig, BadInputError, Workers, atomic_write, fingerprint, map_in_processes, sha1_file
-from .data import SAMPLE_RATE, find_dataset, find_tracks, flat_name, load_audio, stream_audio, track_id_of, warn_unreadable
+from .data import (SAMPLE_RATE, find_dataset, find_tracks, flat_name, import_librosa, load_audio, stream_audio, track_id_of,
+                                       warn_unreadable)
+
+librosa = import_librosa()     # its numba cache written by one process at a time (01_data)
 
 # %% auto #0
-__all__ = ['LIBROSA_GUFUNC_MODULES', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'compile_librosa_gufuncs',
-           'median_filter_1d', 'hpss_parts', 'kaggle_features', 'feature_mismatches', 'clip_feature_rows',
-           'extract_features', 'read_feature_table', 'power_to_db', 'log_mel', 'stream_windows', 'stream_mel_power',
-           'stream_log_mel', 'segment_input', 'window', 'track_windows', 'spectrogram_key', 'cache_file', 'store_array',
-           'cached_log_mel', 'build_cache', 'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image',
-           'read_spectrogram_image', 'image_name', 'create_image_features', 'extract_features_cli',
-           'create_image_features_from_audio_cli']
-
-# %% ../nbs/02_features.ipynb #938ecc2a
-LIBROSA_GUFUNC_MODULES = ('librosa.util.utils', 'librosa.core.audio', 'librosa.core.pitch')
-
-def compile_librosa_gufuncs() -> None:
-    "Import librosa's modules with cached numba gufuncs, one process at a time (a lock file beside librosa's cache)."
-    import fcntl, importlib
-    try: lock = open(Path(librosa.__file__).parent / '__pycache__' / 'genre_classification.lock', 'a')
-    except OSError: lock = None      # a read-only install: numba caches per user elsewhere; import without the lock
-    try:
-        if lock: fcntl.flock(lock, fcntl.LOCK_EX)
-        for name in LIBROSA_GUFUNC_MODULES: importlib.import_module(name)
-    finally:
-        if lock: lock.close()
-
-compile_librosa_gufuncs()
+__all__ = ['librosa', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'median_filter_1d', 'hpss_parts',
+           'kaggle_features', 'feature_mismatches', 'clip_feature_rows', 'extract_features', 'read_feature_table',
+           'power_to_db', 'log_mel', 'stream_windows', 'stream_mel_power', 'stream_log_mel', 'segment_input', 'window',
+           'track_windows', 'spectrogram_key', 'cache_file', 'store_array', 'cached_log_mel', 'build_cache',
+           'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image', 'image_name',
+           'create_image_features', 'extract_features_cli', 'create_image_features_from_audio_cli']
 
 # %% ../nbs/02_features.ipynb #9d2e447c
 _SUMMARISED = (['chroma_stft', 'rms', 'spectral_centroid', 'spectral_bandwidth', 'rolloff', 'zero_crossing_rate',

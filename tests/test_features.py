@@ -36,12 +36,14 @@ def test_extraction_table_has_the_kaggle_columns(shared_data, tmp_path):
 
 
 def test_processes_that_import_features_together_leave_a_sound_numba_cache(tmp_path):
-    """Three processes importing the features module at once on a cold numba cache, then a fourth that computes features:
-    without the lock, librosa's gufunc cache files could come from different processes, and the fourth would crash (numba#10128)."""
+    """Three processes importing librosa at once on a cold numba cache (two through the features module, one drawing a clip as the
+    synthesiser's notebooks do), then a fourth that computes features: without the lock, librosa's gufunc cache files could come
+    from different processes, and the fourth would crash (numba#10128)."""
     import os, subprocess, sys
+    draw = 'import matplotlib; matplotlib.use("Agg"); import numpy as np; from genre_classification.synth.sound import show_clip; show_clip(np.ones(22050, "float32"), "x")'
     for trial in range(2):
         env = {**os.environ, 'NUMBA_CACHE_DIR': str(tmp_path / f'numba{trial}')}
-        importers = [subprocess.Popen([sys.executable, '-c', 'import genre_classification.features'], env=env) for _ in range(3)]
+        importers = [subprocess.Popen([sys.executable, '-c', code], env=env) for code in ['import genre_classification.features'] * 2 + [draw]]
         assert [p.wait() for p in importers] == [0, 0, 0]
         user = subprocess.run([sys.executable, '-c', 'import numpy as np, librosa; y = np.random.default_rng(0).standard_normal(66150).astype("float32");'
                                'librosa.feature.chroma_stft(y=y, sr=22050); librosa.feature.zero_crossing_rate(y)'], env=env)

@@ -14,7 +14,9 @@ __all__ = ['show_clip']
 # %% ../../nbs/01a_synth_sound.ipynb #1eac870e
 def show_clip(audio: np.ndarray, title: str, sr: int = 22050) -> None:
     "Show `audio` as a small log-mel spectrogram titled `title`."
-    import librosa, librosa.display, matplotlib.pyplot as plt      # only when drawing: the synthesiser needs neither
+    import matplotlib.pyplot as plt                                # only when drawing: the synthesiser needs neither
+    from genre_classification.data import import_librosa
+    librosa = import_librosa(); import librosa.display
     mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio, sr=sr, n_mels=64), ref=np.max)
     fig, ax = plt.subplots(figsize=(6, 2), dpi=60)                   # small PNGs: the notebooks are committed with their outputs
     librosa.display.specshow(mel, sr=sr, x_axis='time', y_axis='mel', ax=ax)
