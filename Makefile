@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Runs and outputs of the main job (git-ignored).
 RUNS := runs
 
-.PHONY: install train test test-sync test-notebooks notebooks test-pytest bench clean-notebooks repro app serve
+.PHONY: install train test test-sync test-notebooks test-notebooks-other-cpu notebooks test-pytest bench clean-notebooks repro app serve
 
 install: $(STAMP)
 
@@ -40,6 +40,13 @@ test-sync: install
 # Every notebook executed (cells flagged `slow` left out, as nbdev_test does) and its outputs compared with the committed ones.
 test-notebooks: install
 	$(BIN)/python tests/notebooks.py check
+
+# The same check with another CPU's arithmetic, before saving notebooks: outputs saved on one CPU must hold on the others
+# (CI machines differ). torch limited to AVX2 with one thread, then to no vector unit at all with two: on an AVX-512 or AMX
+# machine the first computes as an AVX2-only one does, and on an AVX2-only machine the second still computes otherwise.
+test-notebooks-other-cpu: install
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1 $(BIN)/python tests/notebooks.py check
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 OMP_NUM_THREADS=2 $(BIN)/python tests/notebooks.py check
 
 # After changing code: export, execute every notebook and save its outputs (tables, figures) into it, clean; then commit.
 notebooks: install

@@ -195,13 +195,13 @@ def prepare_probe(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | None =
 
 # %% ../nbs/03_train.ipynb #3f77f936
 def run_hooks(cfg: TrainConfig, paths: ProjectPaths, run: TrainRun, progress: bool, log_to_mlflow: bool, tags: dict | None) -> list[TrainHook]:
-    "The hooks of every run of `train`: resume, print, MLflow (on rank 0), checkpoints, the model file, reports."
+    "The hooks of every run of `train`: resume, a line per epoch (with `progress`), MLflow (on rank 0), checkpoints, the model file, reports."
     commit = git_commit(paths.root)
     tags = {'dataset_fingerprint': run.data.fingerprint, 'dataset': run.data.source, 'git_commit': commit,
             'mlflow.source.git.commit': commit.removesuffix('+dirty'), 'run_dir': str(run.run_dir), **(tags or {})}
     model_file = run.run_dir / 'model.pt'
     mlflow = MlflowLogging(cfg, paths, tags, {**cfg.model_dump(), **run.params}, run.data.classes, model_file, run.run_dir.name)
-    return [*([Resume(run.run_dir)] if cfg.resume else []), PrintEpochs(show_speed=progress, unit='patch' if cfg.model == PROBE_MODEL else 'window'),
+    return [*([Resume(run.run_dir)] if cfg.resume else []), *([PrintEpochs(unit='patch' if cfg.model == PROBE_MODEL else 'window')] if progress else []),
             *([mlflow] if log_to_mlflow and run.learn.d.main else []), Checkpointing(run.run_dir, run.meta),
             ModelFile(model_file, run.meta, run.final_state), *([TrainReports(resolve_path(cfg.reports_dir, paths))] if cfg.reports_dir else [])]
 
