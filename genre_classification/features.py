@@ -15,18 +15,19 @@ import pandas as pd
 from PIL import Image
 
 from .core import AudioConfig, BadInputError, Workers, atomic_write, fingerprint, map_in_processes, sha1_file
-from .data import (SAMPLE_RATE, find_dataset, find_tracks, flat_name, import_librosa, load_audio, stream_audio, track_id_of,
-                                       warn_unreadable)
-
-librosa = import_librosa()     # its numba cache written by one process at a time (01_data)
+from .data import SAMPLE_RATE, find_dataset, find_tracks, flat_name, load_audio, stream_audio, track_id_of, warn_unreadable
+from .data import import_librosa
 
 # %% auto #0
-__all__ = ['librosa', 'KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'median_filter_1d', 'hpss_parts',
-           'kaggle_features', 'feature_mismatches', 'clip_feature_rows', 'extract_features', 'read_feature_table',
-           'power_to_db', 'log_mel', 'stream_windows', 'stream_mel_power', 'stream_log_mel', 'segment_input', 'window',
+__all__ = ['KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'median_filter_1d', 'hpss_parts', 'kaggle_features',
+           'feature_mismatches', 'clip_feature_rows', 'extract_features', 'read_feature_table', 'power_to_db',
+           'log_mel', 'stream_windows', 'stream_mel_power', 'stream_log_mel', 'segment_input', 'window',
            'track_windows', 'spectrogram_key', 'cache_file', 'store_array', 'cached_log_mel', 'build_cache',
            'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image', 'image_name',
            'create_image_features', 'extract_features_cli', 'create_image_features_from_audio_cli']
+
+# %% ../nbs/02_features.ipynb #3732e583
+librosa = import_librosa()     # its modules with numba caches imported one process at a time (01_data), before any use here
 
 # %% ../nbs/02_features.ipynb #9d2e447c
 _SUMMARISED = (['chroma_stft', 'rms', 'spectral_centroid', 'spectral_bandwidth', 'rolloff', 'zero_crossing_rate',

@@ -76,6 +76,8 @@ def execute(nb_path: Path) -> dict[str, list]:
     os.environ['GENRE_CLASSIFICATION_STEP_SETTINGS'] = 'table'   # the step the table gives: outputs that do not depend on the machine
     os.environ.update(COLUMNS='80', LINES='24')   # pandas and argparse size their text to the terminal: the same everywhere
     nb = NBProcessor(nb_path, procs=FrontmatterProc, process=True).nb
+    for cell in nb.cells:      # execnb leaves a cell's saved outputs in place when it prints nothing now
+        if cell.cell_type == 'code': cell['outputs'] = []
     shell = CaptureShell(nb_path, mpl_format='png')      # not nbdev_test's 'retina': figures at a quarter of the bytes
     with working_directory(nb_path.parent):
         try: shell.run_all(nb, exc_stop=True, preproc=lambda cell: not _runs(cell))

@@ -44,3 +44,15 @@ def test_what_differs_from_run_to_run_is_left_out():
     assert run('/tmp/tmpk8st49p9') == run('/tmp/tmp_other12') == ['saved <tmp>/ck/small_cnn-<hash>/model.pt, <Styler>']
     number = lambda x: texts([{'output_type': 'execute_result', 'data': {'text/plain': f'difference {x!r}'}}])[0]
     assert number(1.4901161193847656e-08) == 'difference 1.4901161193847656e-08' and not same_text(number(1.49e-08), number(2.98e-08))
+
+
+def test_a_cell_that_prints_nothing_now_is_compared_as_printing_nothing(tmp_path):
+    "A saved output is not carried over into the fresh run of a cell that no longer prints it."
+    import json
+    from notebooks import differences, execute
+    stale = {'output_type': 'stream', 'name': 'stdout', 'text': ['saved by older code\n']}
+    nb = {'cells': [{'cell_type': 'code', 'id': 'quiet', 'metadata': {}, 'execution_count': None, 'source': ['x = 1'], 'outputs': [stale]}],
+          'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    path = tmp_path / 'quiet.ipynb'; path.write_text(json.dumps(nb))
+    fresh = execute(path)
+    assert fresh == {'quiet': []} and len(differences(path, fresh)) == 1
