@@ -15,8 +15,9 @@ The comparison must hold on any x86-64 CPU and still catch a changed result:
   widest value, so one value printed with more digits moves its neighbours);
 - whole numbers (counts, shapes, labels' indices) must be equal;
 - a decimal may differ by its printed precision (one unit in its last digit, for rounding) plus
-  `REL_TOL` of its size: what CPUs' rounding makes of the notebooks' inference and feature outputs (checked on an Intel
-  Xeon with AMX, an AMD EPYC with AVX2, and torch limited to AVX2 and to no vector unit, with one and two threads);
+  `REL_TOL` of its size: what CPUs' rounding makes of the notebooks' inference and feature outputs (measured between
+  outputs saved on an Intel Xeon with AMX and runs on an AMD EPYC with AVX2, natively and with torch limited to AVX2 and
+  to no vector unit, with one and two threads);
 - a cell whose numbers depend more on the CPU (a training run's loss drifts by about 0.1% in three epochs) says so with a
   `#| tolerance: R` line (a relative tolerance) and, in the prose before it, why;
 - what a model near chance decides for a track near a tie is not a number the CPU can be trusted with: such examples
