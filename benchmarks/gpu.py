@@ -15,8 +15,9 @@ from data_steps import scaling_rows
 from main_job import main_job_phases, print_phases
 from genre_classification.core import ProjectPaths, default_workers, pick_device
 from genre_classification.models import MODEL_NAMES
-from genre_classification.hooks import (BF16_ACCURATE, STEP_CHOICES, fastest_setting, machine_name, step_settings,
-                                        table_step_settings, time_step_settings)
+from genre_classification.hooks.step import (STEP_CHOICES, fastest_setting, machine_name, step_settings, table_step_settings,
+                                             time_step_settings)
+from genre_classification.hooks.step import step_table as measured_step_table
 from genre_classification.train import TrainConfig, train
 from genre_classification.training_data import audio_trackset
 
@@ -32,7 +33,7 @@ def step_table(models: list[str], batches: list[int], device: str, steps: int) -
         for batch in batches:
             seconds = time_step_settings(name, device, batch, (1, 64, 130), 10, steps=steps, warmup=3)
             fastest = min(seconds, key=seconds.get)
-            picked = fastest_setting({k: v for k, v in seconds.items() if not STEP_CHOICES[k].bf16 or name in BF16_ACCURATE})
+            picked = fastest_setting({k: v for k, v in seconds.items() if not STEP_CHOICES[k].bf16 or name in measured_step_table().bf16_accurate})
             listed = table_step_settings(name, device, batch)
             for label, s in STEP_CHOICES.items():
                 rows.append([name, batch, label, f'{seconds[label] * 1000:.2f}', f'{batch / seconds[label]:.0f}',

@@ -11,7 +11,7 @@ from pathlib import Path
 from common import peak_rss_mb, table
 from genre_classification.core import ProjectPaths, pick_device
 from genre_classification.datasets import make_default_dataset
-from genre_classification.hooks import step_settings, table_step_settings
+from genre_classification.hooks.step import step_settings, table_step_settings
 from genre_classification.metrics import evaluate
 from genre_classification.train import TrainConfig, train
 from genre_classification.training_data import audio_trackset

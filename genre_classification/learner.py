@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math, time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Iterable
 
 import numpy as np
@@ -18,8 +19,9 @@ from .training_data import Dist, gather
 from .metrics import Evaluation
 
 # %% auto #0
-__all__ = ['LOSSES', 'LR_BASE_BATCH', 'EVENTS', 'focal_loss', 'balanced_class_weights', 'class_weighted', 'make_optimizer',
-           'make_schedule', 'scaled_lr', 'TrainHook', 'Learner', 'fit']
+__all__ = ['LOSSES', 'SCHEDULES', 'LR_BASE_BATCH', 'LR_RULES', 'EVENTS', 'focal_loss', 'balanced_class_weights', 'class_weighted',
+           'make_optimizer', 'make_schedule', 'scaled_lr', 'CancelBatchException', 'CancelStepException',
+           'CancelEpochException', 'CancelFitException', 'TrainHook', 'check_hook', 'Learner', 'one_batch', 'fit']
 
 # %% ../nbs/02f_learner.ipynb #19a412e2
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -55,11 +57,15 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
     if name == 'rmsprop': return torch.optim.RMSprop(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise BadInputError(f"optimizer '{name}' is not one of sgd, adam, adamw, rmsprop")
 
-def make_schedule(name: str, opt: torch.optim.Optimizer, lr: float, total_steps: int, warmup: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
-    "A per-step learning-rate schedule: one-cycle (warm-up then cosine decay) or cosine decay (after a `warmup` share of linear warm-up)."
+SCHEDULES = ('onecycle', 'cosine')
+
+def make_schedule(name: str, opt: torch.optim.Optimizer, lr: float, total_steps: int, warmup: float = 0.0,
+                  pct_start: float = 0.25) -> torch.optim.lr_scheduler.LRScheduler:
+    "A per-step learning-rate schedule: one-cycle (a `pct_start` share of warm-up, then cosine decay) or cosine decay (after a `warmup` share of linear warm-up)."
+    if name not in SCHEDULES: raise BadInputError(f"schedule '{name}' is not one of {', '.join(SCHEDULES)}")
     total_steps = max(total_steps, 1)
     # one-cycle needs a few steps to warm up in; a run of a handful of steps (a smoke test) decays only
-    if name == 'onecycle' and total_steps >= 8: return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.25)
+    if name == 'onecycle' and total_steps >= 8: return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=pct_start)
     ramp = int(warmup * total_steps)
     if ramp == 0: return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     return torch.optim.lr_scheduler.SequentialLR(opt, [torch.optim.lr_scheduler.LinearLR(opt, 0.1, total_iters=ramp),
@@ -67,20 +73,38 @@ def make_schedule(name: str, opt: torch.optim.Optimizer, lr: float, total_steps:
 
 # %% ../nbs/02f_learner.ipynb #dbfe6bab
 LR_BASE_BATCH = 32
+LR_RULES = {'linear': lambda factor: factor, 'sqrt': math.sqrt, 'none': lambda factor: 1.0}
 
 def scaled_lr(lr: float, batch_size: int, rule: str = 'auto', optimizer: str = 'adamw') -> float:
     "The peak learning rate for `batch_size`: `lr` (meant for batches of up to `LR_BASE_BATCH`) scaled by `rule`."
     if rule == 'auto': rule = 'linear' if optimizer == 'sgd' else 'sqrt'
-    factor = max(1.0, batch_size / LR_BASE_BATCH)
-    return lr * {'linear': factor, 'sqrt': math.sqrt(factor), 'none': 1.0}[rule]
+    if rule not in LR_RULES: raise BadInputError(f"lr scaling rule '{rule}' is not one of auto, {', '.join(LR_RULES)}")
+    return lr * LR_RULES[rule](max(1.0, batch_size / LR_BASE_BATCH))
 
 # %% ../nbs/02f_learner.ipynb #9c8f35b2
-EVENTS = ('before_fit', 'before_epoch', 'before_batch', 'after_loss', 'after_batch', 'after_train', 'after_epoch',
-          'before_test', 'after_test', 'after_fit')
+EVENTS = ('before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_backward',
+          'before_step', 'after_step', 'after_cancel_step', 'after_batch', 'after_cancel_batch', 'after_train', 'before_validate',
+          'after_validate', 'after_epoch', 'after_cancel_epoch', 'after_cancel_fit', 'before_test', 'after_test', 'after_fit')
+
+class CancelBatchException(Exception):
+    "Raised by a hook: skip the rest of this batch."
+class CancelStepException(Exception):
+    "Raised by a hook: skip this batch's optimiser step (the schedule's step and the zeroing of the gradients too)."
+class CancelEpochException(Exception):
+    "Raised by a hook: skip the rest of this epoch."
+class CancelFitException(Exception):
+    "Raised by a hook: train no more epochs; the test is still scored."
 
 class TrainHook:
     "What a run does besides training: a method per event of `EVENTS` it reacts to, each taking the `Learner`; lower `order` acts first."
     order: int = 50
+
+def check_hook(hook: TrainHook) -> TrainHook:
+    "`hook`, if each of its methods named `before_*` or `after_*` is an event of `EVENTS`; else a `BadInputError` naming them."
+    wrong = [n for n in dir(hook) if n.startswith(('before_', 'after_')) and n not in EVENTS and callable(getattr(hook, n))]
+    if wrong: raise BadInputError(f"hook {type(hook).__name__} has {', '.join(wrong)}, which {'is' if len(wrong) == 1 else 'are'} no event: "
+                                  f"the events are {', '.join(EVENTS)}")
+    return hook
 
 # %% ../nbs/02f_learner.ipynb #5b7097a7
 @dataclass(eq=False)
@@ -96,68 +120,99 @@ class Learner:
     score_test: Callable[[], Evaluation] | None = None   # scores the test tracks after the last epoch
     model: nn.Module | None = None                  # what the step calls: `net`, or `net` wrapped for several processes
     d: Dist = field(default_factory=Dist)
-    hooks: list[TrainHook] = field(default_factory=list)
+    hooks: list[TrainHook] = field(default_factory=list)     # each checked by `check_hook` as it is given
     name: str = ''                                  # a prefix for its metrics where learners share a record (an ensemble's members)
     start: int = 0                                  # the first epoch to run; later after a resume
     history: list[dict] = field(default_factory=list)
-    best: float = -1.0                              # the best validation score so far
-    best_state: dict | None = None                  # and the weights that reached it
     run_id: str | None = None                       # the MLflow run, kept across a resume
-    epoch: int = 0                                  # set by `fit` as it goes, for the hooks: the epoch (from 0), the batch,
-    x: torch.Tensor | None = None                   # its loss, the epoch's row and speed, the test, the error that stopped it
-    target: torch.Tensor | None = None
+    epoch: int = 0                                  # set by `fit` as it goes, for the hooks: the epoch (from 0), the batch, its
+    x: torch.Tensor | None = None                   # predictions, loss and the loss the backward pass starts from, the
+    target: torch.Tensor | None = None              # validation, the epoch's row and speed, the test, the error that stopped it
+    pred: torch.Tensor | None = None
     loss: torch.Tensor | None = None
+    loss_grad: torch.Tensor | None = None
     loss_sum: torch.Tensor | float = 0.0            # the epoch's summed loss and its samples so far (a progress bar's running loss)
     seen: int = 0
+    valid: Evaluation | None = None
     row: dict | None = None
     speed: float = 0.0
     test: Evaluation | None = None
     error: BaseException | None = None
 
     def __post_init__(self): self.model = self.model or self.net
+    def __setattr__(self, name, value):
+        if name == 'hooks': value = [check_hook(h) for h in value]
+        super().__setattr__(name, value)
     def __call__(self, event: str) -> None:
         "Call `event` on the hooks that have it, lowest order first."
+        if event not in EVENTS: raise BadInputError(f"'{event}' is no event: the events are {', '.join(EVENTS)}")
         for hook in sorted(self.hooks, key=lambda h: h.order):
             if (method := getattr(hook, event, None)) is not None: method(self)
 
 # %% ../nbs/02f_learner.ipynb #057546b9
-def _step(learn: Learner) -> None:
-    "One optimisation step on the batch in `learn.x`, `learn.target`."
-    learn.loss = learn.loss_fn(learn.model(learn.x).float(), learn.target)
-    learn('after_loss')
-    learn.opt.zero_grad(set_to_none=True); learn.loss.backward(); learn.opt.step(); learn.sched.step()
+def _with_events(learn: Learner, f: Callable[[], None], event: str, cancel_exc: type[Exception] | tuple = ()) -> bool:
+    "`before_<event>`, `f()`, `after_<event>`; where a hook or `f` raises `cancel_exc`, `after_cancel_<event>` instead. Whether it ran to the end."
+    try: learn(f'before_{event}'); f()
+    except cancel_exc: learn(f'after_cancel_{event}'); return False
+    learn(f'after_{event}'); return True
+
+def _backward(learn: Learner) -> None: learn.loss_grad.backward()
+def _step(learn: Learner) -> None: learn.opt.step(); learn.sched.step()
+
+def _do_grad_opt(learn: Learner) -> None:
+    "The backward pass and the optimiser's step, each with its events; the gradients zeroed after a step that was not cancelled."
+    _with_events(learn, partial(_backward, learn), 'backward')
+    if _with_events(learn, partial(_step, learn), 'step', CancelStepException): learn.opt.zero_grad(set_to_none=True)
+
+def _do_one_batch(learn: Learner) -> None:
+    "Forward pass, loss and step on the batch in `learn.x`, `learn.target`; its loss added to the epoch's."
+    learn.pred = learn.model(learn.x).float(); learn('after_pred')
+    learn.loss = learn.loss_fn(learn.pred, learn.target); learn('after_loss')
+    learn.loss_grad = learn.loss
+    _do_grad_opt(learn)
     learn.loss_sum = learn.loss_sum + learn.loss.detach() * len(learn.x); learn.seen += len(learn.x)
 
-def _train_pass(learn: Learner) -> float:
-    "A pass over the epoch's batches; the mean training loss."
+def one_batch(learn: Learner, x: torch.Tensor, target: torch.Tensor) -> bool:
+    "One training step of `learn` on `x`, `target`, its hooks acting; whether it was not cancelled (`CancelBatchException`)."
+    learn.x, learn.target = x, target
+    return _with_events(learn, partial(_do_one_batch, learn), 'batch', CancelBatchException)
+
+def _do_epoch_train(learn: Learner) -> None:
+    "A pass over the epoch's batches; `learn.speed` its samples per second."
     learn.model.train()
-    learn.loss_sum, learn.seen = 0.0, 0
-    for learn.x, learn.target in learn.batches(learn.epoch):
-        learn('before_batch'); _step(learn); learn('after_batch')
-    return float(learn.loss_sum) / max(learn.seen, 1)
+    learn.loss_sum, learn.seen, started = 0.0, 0, time.perf_counter()
+    for x, target in learn.batches(learn.epoch): one_batch(learn, x, target)
+    learn.speed = learn.seen * learn.d.world / (time.perf_counter() - started)
+
+def _do_validate(learn: Learner) -> None: learn.valid = learn.validate() if learn.validate else None
+
+def _record_epoch(learn: Learner) -> None:
+    "The epoch's row of the history: its mean training loss (over the processes), learning rate, samples seen and validation metrics."
+    loss = float(learn.loss_sum) / max(learn.seen, 1)
+    learn.row = {'epoch': learn.epoch + 1, 'train_loss': float(np.mean(gather(loss, learn.d))), 'lr': learn.sched.get_last_lr()[0],
+                 'samples_seen': learn.seen * learn.d.world, **{f'valid_{k}': v for k, v in (learn.valid.metrics if learn.valid else {}).items()}}
+    learn.history.append(learn.row)
 
 def _do_epoch(learn: Learner) -> None:
     "Train epoch `learn.epoch`, score the validation tracks and add the epoch's row to the history."
-    learn('before_epoch')
-    started = time.perf_counter()
-    loss = _train_pass(learn)
-    learn.speed = learn.seen * learn.d.world / (time.perf_counter() - started)
-    learn('after_train')
-    valid = learn.validate().metrics if learn.validate else {}
-    learn.row = {'epoch': learn.epoch + 1, 'train_loss': float(np.mean(gather(loss, learn.d))), 'lr': learn.sched.get_last_lr()[0],
-                 'samples_seen': learn.seen * learn.d.world, **{f'valid_{k}': v for k, v in valid.items()}}
-    learn.history.append(learn.row)
-    learn('after_epoch')
+    _with_events(learn, partial(_do_epoch_train, learn), 'train')
+    _with_events(learn, partial(_do_validate, learn), 'validate')
+    _record_epoch(learn)
+
+def _do_fit(learn: Learner) -> None:
+    "The epochs from `start` to `epochs`, each of which a hook may cancel."
+    learn.opt.zero_grad(set_to_none=True)
+    for learn.epoch in range(learn.start, learn.epochs): _with_events(learn, partial(_do_epoch, learn), 'epoch', CancelEpochException)
+
+def _do_test(learn: Learner) -> None: learn.test = learn.score_test() if learn.score_test else None
 
 def fit(learn: Learner) -> Evaluation | None:
     "Train `learn` from epoch `start` to `epochs`, then score the test tracks, its hooks acting at each event; the test `Evaluation`."
-    learn.error = None
+    learn.hooks, learn.error, learn.test = learn.hooks, None, None          # hooks added to the list since are checked too
     try:
-        learn('before_fit')
-        for learn.epoch in range(learn.start, learn.epochs): _do_epoch(learn)
-        learn('before_test')
-        learn.test = learn.score_test() if learn.score_test else None
-        learn('after_test')
+        try: learn('before_fit'); _do_fit(learn)
+        except CancelFitException: learn('after_cancel_fit')
+        _with_events(learn, partial(_do_test, learn), 'test')
         return learn.test
     except BaseException as e:
         learn.error = e; raise

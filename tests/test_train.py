@@ -16,7 +16,7 @@ from genre_classification.features import create_image_features
 from genre_classification.datasets import make_default_dataset
 from genre_classification.data import packaged_feature_table
 from genre_classification.features import read_feature_table
-from genre_classification.hooks import MEASURE_ENV, STEP_CACHE_NAME, STEP_CHOICES, machine_name
+from genre_classification.hooks.step import MEASURE_ENV, STEP_CACHE_NAME, STEP_CHOICES, machine_name
 from genre_classification.learner import TrainHook
 from genre_classification.train import TrainConfig, train
 from genre_classification.train_features import FeatureTrainConfig, compare_with_baselines, train_feature_model
@@ -68,15 +68,15 @@ def test_auto_times_the_step_once_per_machine_and_trains_as_a_run_that_read_the_
 KILLED_RUN = textwrap.dedent('''
     import os, signal, sys
     from pathlib import Path
-    from genre_classification import hooks
+    from genre_classification.hooks import tracker
     from genre_classification.core import ProjectPaths
     from genre_classification.train import TrainConfig, train
     project, data, model = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    save = hooks.save_atomically
+    save = tracker.save_atomically                   # what Checkpointing writes with
     def save_then_die(obj, target):
         save(obj, target)
         if target.name == 'last.pt' and obj['epoch'] == 1: os.kill(os.getpid(), signal.SIGKILL)   # killed after epoch 2
-    hooks.save_atomically = save_then_die
+    tracker.save_atomically = save_then_die
     cfg = TrainConfig(model=model, epochs=3, batch_size=8, segments_per_track=2, data_dir=data, device='cpu',
                       checkpoints_path=str(project / 'checkpoints'), mlflow_tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     train(cfg, ProjectPaths(root=project), progress=False)
