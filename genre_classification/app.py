@@ -10,14 +10,16 @@ from pathlib import Path
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')   # before gradio is imported: it reads this once
 import numpy as np
 
-from .core import GENRES, AudioConfig, BadInputError, ProjectPaths, resolve_path
+from pydantic import Field
+
+from .core import AudioConfig, BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path
 from .data import stream_audio
 from .predict import default_model_file, explanation_lines, open_predictor
 from .predictor import file_answer
 from .real_music import DEFAULT_MODEL_NAME, TAGGER_NAME
 
 # %% auto #0
-__all__ = ['model_choices', 'timeline_figure', 'spectrogram_figure', 'analyse', 'build_app', 'app_cli']
+__all__ = ['model_choices', 'timeline_figure', 'spectrogram_figure', 'analyse', 'build_app', 'AppConfig', 'app_cli']
 
 # %% ../nbs/10_app.ipynb #09b66f9a
 def model_choices(models_dir=None) -> dict[str, Path]:
@@ -109,9 +111,15 @@ def build_app(choices: dict[str, Path]):
     return app
 
 # %% ../nbs/10_app.ipynb #933c7975
-def app_cli(host: str = '127.0.0.1',   # the address to listen on (0.0.0.0: every interface)
-            port: int = 7860,           # the port of the web page
-            models_dir: str = 'models'): # where the ONNX models from `make train` / `pipeline export` are
+class AppConfig(Settings):
+    "Where `pipeline app` listens, and which models it offers."
+    host: str = Field('127.0.0.1', min_length=1, description='the address to listen on (0.0.0.0: every interface)')
+    port: int = Field(7860, ge=1, le=65535, description='the port of the web page')
+    models_dir: str = Field('models', min_length=1, description='where the ONNX models from `make train` / `pipeline export` are')
+
+@options_from(AppConfig)
+def app_cli(**settings):
     "Start the web demo: upload or record a song, see its top genres, its genre timeline and its spectrogram."
-    app = build_app(model_choices(resolve_path(models_dir, ProjectPaths())))
-    app.queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, show_error=True, inbrowser=False, quiet=True)
+    cfg = check_params(AppConfig, settings)
+    app = build_app(model_choices(resolve_path(cfg.models_dir, ProjectPaths())))
+    app.queue(default_concurrency_limit=2).launch(server_name=cfg.host, server_port=cfg.port, show_error=True, inbrowser=False, quiet=True)

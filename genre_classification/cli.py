@@ -7,10 +7,12 @@ from __future__ import annotations
 import difflib, importlib, re, sys
 from pathlib import Path
 
-from .core import BadInputError, Command, ProjectPaths, resolve_path, run_command
+from pydantic import Field
+
+from .core import BadInputError, Command, ProjectPaths, Settings, check_params, options_from, resolve_path, run_command
 
 # %% auto #0
-__all__ = ['COMMANDS', 'pipeline', 'PARAMS_HEADER', 'pipeline_cli', 'params_yaml', 'write_params_cli']
+__all__ = ['COMMANDS', 'pipeline', 'PARAMS_HEADER', 'pipeline_cli', 'params_yaml', 'WriteParamsConfig', 'write_params_cli']
 
 # %% ../nbs/09_cli.ipynb #af95f44a
 COMMANDS = {
@@ -62,13 +64,11 @@ PARAMS_HEADER = '''# Parameters of the DVC pipeline (dvc.yaml). A change re-runs
 
 def _stage_settings() -> dict[str, dict[str, tuple]]:
     "Each params.yaml section's settings: name -> (default, help), from the function or class its stage feeds."
-    from fastcore.docments import docments
     from genre_classification.evaluate import EvaluateConfig
-    from genre_classification.datasets import prepare_dataset_cli
+    from genre_classification.datasets import PrepareDatasetConfig
     from genre_classification.train import TrainConfig
     fields = lambda cls: {k: (f.default, f.description) for k, f in cls.model_fields.items()}
-    return {'data': {k: (d.default, d.docment) for k, d in docments(prepare_dataset_cli, full=True, returns=False).items()},
-            'train': fields(TrainConfig), 'evaluate': fields(EvaluateConfig)}
+    return {'data': fields(PrepareDatasetConfig), 'train': fields(TrainConfig), 'evaluate': fields(EvaluateConfig)}
 
 def params_yaml(dvc_yaml) -> str:
     "The text of params.yaml: for each `${section.name}` that `dvc_yaml` uses, the setting's default, its help as a comment."
@@ -85,9 +85,14 @@ def params_yaml(dvc_yaml) -> str:
             lines.append(f'  {name}: {value:{32 - len(name)}s} # {help_text}')
     return '\n'.join(lines) + '\n'
 
-def write_params_cli(output: str = 'params.yaml'):   # where to write (relative = under the project)
+class WriteParamsConfig(Settings):
+    "Where `pipeline write-params` writes."
+    output: str = Field('params.yaml', min_length=1, description='where to write (relative = under the project)')
+
+@options_from(WriteParamsConfig)
+def write_params_cli(**settings):
     "Write the DVC pipeline's params.yaml from the project's dvc.yaml and the defaults of the settings its stages feed."
-    paths = ProjectPaths()
-    target = resolve_path(output, paths)
+    cfg, paths = check_params(WriteParamsConfig, settings), ProjectPaths()
+    target = resolve_path(cfg.output, paths)
     target.write_text(params_yaml(paths.root / 'dvc.yaml'))
     print(target)

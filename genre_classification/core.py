@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #4f9f8106
 from __future__ import annotations
-import argparse, copy, functools, hashlib, inspect, json, multiprocessing, os, random, shutil, sys, threading, time, typing, warnings
+import argparse, copy, functools, hashlib, inspect, json, multiprocessing, os, random, shutil, sys, threading, time, typing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -373,12 +373,13 @@ def options_from(settings: type[Settings], exclude: Iterable[str] = (), required
                  positional: Iterable[str] = ()) -> Callable[[Callable], Callable]:
     "Decorator: `fn`'s command-line options are its own parameters and the fields of `settings` (default, help from the field)."
     fields, KW = settings.model_fields, inspect.Parameter.KEYWORD_ONLY
+    def many(name): return typing.get_origin(fields[name].annotation) in (tuple, list)   # a positional field of several values
     def shown(default): return ','.join(map(str, default)) if isinstance(default, tuple) else default
     def decorate(fn: Callable) -> Callable:
         own = [p.replace(annotation=_field_option(fields[p.name])) if p.name in fields and p.annotation is p.empty else p
                for p in inspect.signature(fn).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
         rest = [name for name in fields if name not in {*exclude, *(p.name for p in own)}]
-        args = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_field_option(fields[name], nargs='+'))
+        args = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_field_option(fields[name], nargs='+' if many(name) else None))
                 for name in rest if name in positional]
         opts = [inspect.Parameter(name, KW, annotation=_field_option(fields[name], required=True)) if name in required else
                 inspect.Parameter(name, KW, default=shown(fields[name].default), annotation=_field_option(fields[name]))

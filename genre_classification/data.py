@@ -4,8 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #920b61d6
 from __future__ import annotations
-import json, re, shutil, subprocess, warnings
-from dataclasses import dataclass
+import re, shutil, warnings
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
@@ -15,7 +14,7 @@ import pandas as pd
 import soundfile as sf
 import soxr
 
-from .core import GENRES, BadInputError, default_workers, map_in_processes
+from .core import GENRES, BadInputError, map_in_processes
 
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'LIBROSA_GUFUNC_MODULES', 'SPLIT_NAMES', 'PATH_COLUMNS', 'LABEL_COLUMNS',

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import soundfile as sf
 
-from .core import (GENRES, BadInputError, ClipSeconds, ProjectPaths, Settings, TracksPerGenre,
-    atomic_write, check_params, map_in_processes)
+from pydantic import Field
+
+from .core import (GENRES, BadInputError, ClipSeconds, ProjectPaths, Seed, Settings, TracksPerGenre,
+    atomic_write, check_params, map_in_processes, options_from)
 from .data import find_tracks, flat_name
 from .synth.genres import synth_track
 
 # %% auto #0
-__all__ = ['make_default_dataset', 'is_synthetic_dataset', 'make_default_dataset_cli', 'prepare_dataset', 'prepare_dataset_cli']
+__all__ = ['make_default_dataset', 'is_synthetic_dataset', 'MakeDatasetConfig', 'make_default_dataset_cli', 'prepare_dataset',
+           'PrepareDatasetConfig', 'prepare_dataset_cli']
 
 # %% ../nbs/01e_datasets.ipynb #bf217968
 _GENERATOR_VERSION = 1
@@ -41,6 +44,10 @@ class _DatasetSize(Settings):
     "The size of a built-in dataset, with the bounds of the training settings."
     tracks_per_genre: TracksPerGenre
     clip_seconds: ClipSeconds
+
+# a command's size options: the training settings' bounds, under the command's own names (without their `default_` alias)
+def _tracks(help: str): return Field(40, validation_alias='tracks_per_genre', description=help)
+def _seconds(help: str): return Field(10.0, validation_alias='seconds', description=help)
 
 # %% ../nbs/01e_datasets.ipynb #1918f95b
 def make_default_dataset(dest: str | os.PathLike | None = None, tracks_per_genre: int = 40, seconds: float = 10.0,
@@ -75,13 +82,19 @@ def is_synthetic_dataset(root) -> bool:
     return (_read_manifest(Path(root)) or {}).get('generator_version') is not None
 
 # %% ../nbs/01e_datasets.ipynb #3d9f1ef2
-def make_default_dataset_cli(dest: str = 'data/default',  # folder to write; it will hold genres_original/<genre>/*.wav
-                             tracks_per_genre: int = 40,  # clips per genre
-                             seconds: float = 10.0,  # length of each clip
-                             seed: int = 0,  # the same seed gives the same dataset
-                             sample_rate: int = 22050):  # sample rate of the WAV files
+class MakeDatasetConfig(Settings):
+    "What `pipeline make-default-dataset` writes: where, how many clips of what length, from which seed."
+    dest: str = Field('data/default', min_length=1, description='folder to write; it will hold genres_original/<genre>/*.wav')
+    tracks_per_genre: TracksPerGenre = _tracks('clips per genre')
+    seconds: ClipSeconds = _seconds('length of each clip')
+    seed: Seed = Field(0, description='the same seed gives the same dataset')
+    sample_rate: int = Field(22050, ge=8000, le=192000, description='sample rate of the WAV files')
+
+@options_from(MakeDatasetConfig)
+def make_default_dataset_cli(**settings):
     "Write the built-in synthetic GTZAN-shaped dataset."
-    print(make_default_dataset(dest, tracks_per_genre, seconds, seed, sample_rate))
+    cfg = check_params(MakeDatasetConfig, settings)
+    print(make_default_dataset(cfg.dest, cfg.tracks_per_genre, cfg.seconds, cfg.seed, cfg.sample_rate))
 
 # %% ../nbs/01e_datasets.ipynb #0a270b4b
 def prepare_dataset(dest, source: str = '', tracks_per_genre: int = 40, seconds: float = 10.0, seed: int = 0, progress: bool = True) -> Path:
@@ -101,10 +114,16 @@ def prepare_dataset(dest, source: str = '', tracks_per_genre: int = 40, seconds:
     (dest / 'source.json').write_text(json.dumps({'source': str(Path(source).resolve()), 'tracks': len(tracks)}, indent=1))
     return dest
 
-def prepare_dataset_cli(dest: str = 'data/gtzan',  # folder to fill; it will hold genres_original/<genre>/<audio>
-                        source: str = '',          # a folder of audio per label (GTZAN's, or your own) to copy; empty = the built-in synthetic dataset
-                        tracks_per_genre: int = 40,  # built-in dataset: clips per genre
-                        seconds: float = 10.0,     # built-in dataset: length of each clip
-                        seed: int = 0):            # built-in dataset: the same seed gives the same clips
+class PrepareDatasetConfig(Settings):
+    "What `pipeline prepare-dataset` (the DVC pipeline's data stage) fills its folder with; params.yaml's `data` section."
+    dest: str = Field('data/gtzan', min_length=1, description='folder to fill; it will hold genres_original/<genre>/<audio>')
+    source: str = Field('', description="a folder of audio per label (GTZAN's, or your own) to copy; empty = the built-in synthetic dataset")
+    tracks_per_genre: TracksPerGenre = _tracks('built-in dataset: clips per genre')
+    seconds: ClipSeconds = _seconds('built-in dataset: length of each clip')
+    seed: Seed = Field(0, description='built-in dataset: the same seed gives the same clips')
+
+@options_from(PrepareDatasetConfig)
+def prepare_dataset_cli(**settings):
     "Fill the pipeline's data folder: the built-in dataset, or a copy of your GTZAN's decodable tracks."
-    print(prepare_dataset(dest, source, tracks_per_genre, seconds, seed))
+    cfg = check_params(PrepareDatasetConfig, settings)
+    print(prepare_dataset(cfg.dest, cfg.source, cfg.tracks_per_genre, cfg.seconds, cfg.seed))

@@ -20,8 +20,8 @@ from .real_music import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TagFeaturePredic
 
 # %% auto #0
 __all__ = ['predictors', 'open_predictor', 'audio_files', 'predict_paths', 'explanation_lines', 'format_results',
-           'make_feature_model', 'default_model_file', 'build_real_music_model_cli', 'PredictConfig', 'check_inputs',
-           'predictors_cli']
+           'make_feature_model', 'default_model_file', 'RealMusicModelConfig', 'build_real_music_model_cli',
+           'PredictConfig', 'check_inputs', 'predictors_cli']
 
 # %% ../nbs/06_predict.ipynb #b71bb4d1
 def open_predictor(model_file, batch_size: int = 32, threads: int = 0) -> GenrePredictor:
@@ -113,10 +113,16 @@ def default_model_file(make: bool = True) -> Path:
     if not (features := user_cache() / FEATURE_MODEL_NAME).is_file(): make_feature_model(features)
     return make_real_music_model(user_cache())
 
-def build_real_music_model_cli(models_dir: str = 'models',   # the folder with gtzan_features_mlp.onnx; the tagger and real_music.json go there
-                               musicnn_weights: str = ''):    # a musicnn wheel or weights folder (default: fetched once into the user cache)
+class RealMusicModelConfig(Settings):
+    "Where `pipeline build-real-music-model` builds the real-music model, and from which musicnn weights."
+    models_dir: str = Field('models', min_length=1, description='the folder with gtzan_features_mlp.onnx; the tagger and real_music.json go there')
+    musicnn_weights: str = Field('', description='a musicnn wheel or weights folder (default: fetched once into the user cache)')
+
+@options_from(RealMusicModelConfig)
+def build_real_music_model_cli(**settings):
     "Build the real-music model (musicnn tagger + feature MLP) that `predictors` uses by default."
-    print(make_real_music_model(resolve_path(models_dir, ProjectPaths()), musicnn_weights or None))
+    cfg = check_params(RealMusicModelConfig, settings)
+    print(make_real_music_model(resolve_path(cfg.models_dir, ProjectPaths()), cfg.musicnn_weights or None))
 
 # %% ../nbs/06_predict.ipynb #97f37a26
 class PredictConfig(Settings):

@@ -13,15 +13,17 @@ import pandas as pd
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, TrackingUri, resolve_path
+from .core import (BadInputError, ProjectPaths, Settings, TrackingUri, check_params, options_from,
+                                       resolve_path)
 from .predict import open_predictor
 from .predictor import predict_file
 from .real_music import DEFAULT_MODEL_NAME
 
 # %% auto #0
 __all__ = ['MAX_AUDIO_MB', 'REGISTERED_NAME', 'audio_bytes', 'RequestError', 'GenreClassifierModel', 'answer_schema',
-           'register_model', 'register_model_cli', 'serve_cli']
+           'register_model', 'RegisterModelConfig', 'register_model_cli', 'ServeConfig', 'serve_cli']
 
 # %% ../nbs/11_serve.ipynb #bd972ad7
 MAX_AUDIO_MB = float(os.environ.get('GENRE_CLASSIFICATION_MAX_AUDIO_MB', 64))
@@ -139,30 +141,40 @@ def register_model(model_file=None, name: str = REGISTERED_NAME, tracking_uri: s
     if got is not None and int(got) != version: raise RuntimeError(f'registered as version {got}, not {version}: another process registered at the same time; run it again')
     return version
 
-def register_model_cli(model_file: str = '',                  # the model to serve (default: models/real_music.json, the real-music model)
-                       name: str = REGISTERED_NAME,           # its name in the MLflow model registry
-                       mlflow_tracking_uri: TrackingUri = ''):
+class RegisterModelConfig(Settings):
+    "Which model `pipeline register-model` registers, under which name, in which registry."
+    model_file: str = Field('', description='the model to serve (default: models/real_music.json, the real-music model)')
+    name: str = Field(REGISTERED_NAME, min_length=1, description='its name in the MLflow model registry')
+    mlflow_tracking_uri: TrackingUri = ''
+
+@options_from(RegisterModelConfig)
+def register_model_cli(**settings):
     "Register a genre model in the MLflow model registry, for `mlflow models serve -m models:/genre-classifier/latest`."
-    paths = ProjectPaths()
-    version = register_model(resolve_path(model_file, paths) if model_file else None, name, mlflow_tracking_uri, paths)
-    print(f'registered models:/{name}/{version}')
+    cfg, paths = check_params(RegisterModelConfig, settings), ProjectPaths()
+    version = register_model(resolve_path(cfg.model_file, paths) if cfg.model_file else None, cfg.name, cfg.mlflow_tracking_uri, paths)
+    print(f'registered models:/{cfg.name}/{version}')
 
 # %% ../nbs/11_serve.ipynb #e5256778
-def serve_cli(host: str = '127.0.0.1',                 # the address to listen on (0.0.0.0 in a container)
-              port: int = 5001,                        # the port of the HTTP API
-              name: str = REGISTERED_NAME,             # the registered model to serve
-              version: str = 'latest',                 # its version (a number, or latest)
-              mlflow_tracking_uri: TrackingUri = ''):
+class ServeConfig(Settings):
+    "Where `pipeline serve` listens, and which registered model (and version) it serves from which registry."
+    host: str = Field('127.0.0.1', min_length=1, description='the address to listen on (0.0.0.0 in a container)')
+    port: int = Field(5001, ge=1, le=65535, description='the port of the HTTP API')
+    name: str = Field(REGISTERED_NAME, min_length=1, description='the registered model to serve')
+    version: str = Field('latest', pattern=r'^(latest|[1-9][0-9]*)$', description='its version (a number, or latest)')
+    mlflow_tracking_uri: TrackingUri = ''
+
+@options_from(ServeConfig)
+def serve_cli(**settings):
     "Serve the registered genre model over HTTP with `mlflow models serve` (registering the real-music model first if needed)."
     import sys
     from genre_classification.predict import default_model_file
     from genre_classification.tracking import tracking_uri
-    paths = ProjectPaths()
-    uri = tracking_uri(mlflow_tracking_uri, paths)
+    cfg, paths = check_params(ServeConfig, settings), ProjectPaths()
+    name, uri = cfg.name, tracking_uri(cfg.mlflow_tracking_uri, paths)
     try: known = mlflow.MlflowClient(uri).search_model_versions(f"name='{name}'")
     except MlflowException: known = []
     if not known: print(f'registered models:/{name}/{register_model(default_model_file(), name, uri, paths)}', flush=True)
     env = {**os.environ, 'MLFLOW_TRACKING_URI': uri, 'PATH': f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     mlflow_cli = str(Path(sys.executable).parent / 'mlflow')
-    os.execve(mlflow_cli, [mlflow_cli, 'models', 'serve', '-m', f'models:/{name}/{version}', '--env-manager', 'local',
-                           '-h', host, '-p', str(port)], env)
+    os.execve(mlflow_cli, [mlflow_cli, 'models', 'serve', '-m', f'models:/{name}/{cfg.version}', '--env-manager', 'local',
+                           '-h', cfg.host, '-p', str(cfg.port)], env)

@@ -219,7 +219,10 @@ class TensorBatches:
     "Shuffled batches of rows `x` with their `target`s, the same for the same seed and epoch; a last batch of one row is left out."
     def __init__(self, x: torch.Tensor, target: torch.Tensor, batch_size: int, seed: int):
         self.x, self.target, self.batch_size, self.seed = x, target, batch_size, seed
-    def __len__(self) -> int: return math.ceil(len(self.x) / self.batch_size)
+    def __len__(self) -> int:
+        "The batches `__call__` yields: every full batch and a last one of two rows or more."
+        full, rest = divmod(len(self.x), self.batch_size)
+        return (full if self.batch_size > 1 else 0) + (rest > 1)
     def order(self, epoch: int) -> torch.Tensor:
         "The order of the rows in `epoch`: the generator's permutation number `epoch`."
         gen = torch.Generator().manual_seed(self.seed)

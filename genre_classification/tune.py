@@ -17,12 +17,13 @@ from .core import BadInputError, Command, ProjectPaths, Settings, check_params, 
 from .core import ClipSeconds, Device, TrackingUri, TracksPerGenre, resolve_path
 from .tracking import set_experiment, tracking_uri
 from .train import TrainConfig, train
-from .hooks import OptunaPruning
+from .hooks.pruning import OptunaPruning
 
 # %% auto #0
-__all__ = ['FAST_MODELS', 'worker', 'TuneConfig', 'storage_url', 'masked', 'is_database', 'retrying', 'open_storage',
-           'suggest_train_config', 'make_objective', 'fail_dead_local_trials', 'load_study', 'study_run_id',
-           'run_worker', 'best_params', 'write_best_params', 'summary', 'worker_cli', 'tune_cli']
+__all__ = ['FAST_MODELS', 'FAILED_IN_A_ROW', 'worker', 'TuneConfig', 'storage_url', 'masked', 'is_database', 'retrying',
+           'open_storage', 'suggest_train_config', 'make_objective', 'fail_dead_local_trials', 'load_study',
+           'study_run_id', 'FailureStreak', 'run_worker', 'best_params', 'write_best_params', 'summary', 'worker_cli',
+           'tune_cli']
 
 # %% ../nbs/07_tune.ipynb #db4a35d1
 FAST_MODELS = ['small_cnn', 'resnet18', 'mobilenet_v3_small', 'efficientnet_b0']
@@ -169,13 +170,31 @@ def study_run_id(study: optuna.Study, cfg: TuneConfig, paths: ProjectPaths, crea
 
 def _stop_on_sigterm(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
 
+FAILED_IN_A_ROW = 3
+
+class FailureStreak:
+    "`objective`, noting the errors of this worker's trials that fail in a row (a complete or pruned trial ends the streak)."
+    def __init__(self, objective): self.objective, self.errors = objective, []
+    def __call__(self, trial: optuna.Trial) -> float:
+        try: value = self.objective(trial)
+        except optuna.TrialPruned: self.errors = []; raise
+        except Exception as e: self.errors.append(e); raise
+        self.errors = []
+        return value
+    def check(self, most: int = FAILED_IN_A_ROW) -> None:
+        "BadInputError naming the last error once `most` trials in a row have failed."
+        if len(self.errors) < most: return
+        last = self.errors[-1]
+        raise BadInputError(f'{len(self.errors)} trials in a row failed, the last with {type(last).__name__}: {(str(last).strip() or "?").splitlines()[0]}; '
+                            'fix that and start the worker again (failed trials do not count)')
+
 def run_worker(cfg: TuneConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True, poll_seconds: float = 2.0) -> optuna.Study:
     "Run trials of `cfg.study` until it has `cfg.n_trials` finished ones; returns the study."
     paths = paths or ProjectPaths()
     url = storage_url(cfg, paths)
     study, created = load_study(cfg, url)
     print(f'worker {_worker_id()}: study {cfg.study!r} in {masked(url)}', file=sys.stderr, flush=True)
-    objective = make_objective(cfg, paths, retrying(lambda: study_run_id(study, cfg, paths, created)) if log_to_mlflow else None)
+    objective = FailureStreak(make_objective(cfg, paths, retrying(lambda: study_run_id(study, cfg, paths, created)) if log_to_mlflow else None))
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else None
     deadline = time.time() + cfg.timeout if cfg.timeout else None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -187,6 +206,7 @@ def run_worker(cfg: TuneConfig, paths: ProjectPaths | None = None, log_to_mlflow
             planned = sum(states[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING))
             if states[TrialState.WAITING] or planned < cfg.n_trials:
                 study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+                objective.check()
             elif states[TrialState.RUNNING]: time.sleep(poll_seconds)   # others are finishing: stay to take over a dead one's trial
             else: break
     finally:

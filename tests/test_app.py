@@ -147,3 +147,12 @@ def test_the_page_shows_the_models_own_labels(own_app_url, browser, shared_data)
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#timeline img, #timeline svg, #timeline canvas'))
     assert 'own_labels_cnn.onnx' in browser.find_element(By.CSS_SELECTOR, '#model').text or \
         'own_labels_cnn.onnx' in browser.page_source
+
+
+def test_a_bad_option_is_one_line_before_the_page_is_built(tmp_path, monkeypatch, capsys):
+    "`pipeline app --port 70000` is refused in one line naming the option (exit 2), before any model loads or page is built."
+    import genre_classification.app as app
+    from genre_classification.cli import pipeline_cli
+    monkeypatch.setattr(app, 'build_app', lambda *a, **k: pytest.fail('the page was built'))
+    assert pipeline_cli(['app', '--port', '70000', '--models_dir', str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "pipeline app: error: bad parameter 'port' = 70000: Input should be less than or equal to 65535\n"

@@ -76,3 +76,17 @@ def test_splits_never_put_a_track_on_two_sides():
         per_track = segments.groupby(segments.filename.map(track_id_of)).split.nunique()
         assert (per_track == 1).all()
         assert set(split.split) == {'train', 'valid', 'test'}
+
+
+def test_the_dataset_commands_refuse_a_bad_option_in_one_line_before_writing(tmp_path, monkeypatch, capsys):
+    "`pipeline make-default-dataset` and `pipeline prepare-dataset`: a bad option is one line naming it (exit 2), and nothing is written."
+    import genre_classification.datasets as datasets
+    from genre_classification.cli import pipeline_cli
+    monkeypatch.setattr(datasets, 'make_default_dataset', lambda *a, **k: pytest.fail('a dataset was written'))
+    monkeypatch.setattr(datasets, 'prepare_dataset', lambda *a, **k: pytest.fail('a dataset was written'))
+    assert pipeline_cli(['make-default-dataset', '--dest', str(tmp_path / 'data'), '--sample_rate', '0']) == 2
+    assert capsys.readouterr().err == ("pipeline make-default-dataset: error: bad parameter 'sample_rate' = 0: "
+                                       "Input should be greater than or equal to 8000\n")
+    assert pipeline_cli(['prepare-dataset', '--dest', str(tmp_path / 'data'), '--seed', '-1']) == 2
+    assert capsys.readouterr().err == "pipeline prepare-dataset: error: bad parameter 'seed' = -1: Input should be greater than or equal to 0\n"
+    assert not (tmp_path / 'data').exists()

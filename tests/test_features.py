@@ -48,3 +48,16 @@ def test_processes_that_import_features_together_leave_a_sound_numba_cache(tmp_p
         user = subprocess.run([sys.executable, '-c', 'import numpy as np, librosa; y = np.random.default_rng(0).standard_normal(66150).astype("float32");'
                                'librosa.feature.chroma_stft(y=y, sr=22050); librosa.feature.zero_crossing_rate(y)'], env=env)
         assert user.returncode == 0, f'computing features after a concurrent first import crashed (exit {user.returncode})'
+
+
+def test_the_feature_commands_refuse_a_bad_option_in_one_line_before_reading(tmp_path, monkeypatch, capsys):
+    "`pipeline extract-features` and `pipeline create-image-features-from-audio`: a bad option is one line naming it (exit 2)."
+    import genre_classification.features as features
+    from genre_classification.cli import pipeline_cli
+    monkeypatch.setattr(features, 'find_dataset', lambda *a, **k: pytest.fail('the audio was read'))
+    assert pipeline_cli(['extract-features', str(tmp_path), '--segment_seconds', '-3']) == 2
+    assert capsys.readouterr().err == ("pipeline extract-features: error: bad parameter 'segment_seconds' = -3.0: "
+                                       "Input should be greater than or equal to 0\n")
+    assert pipeline_cli(['create-image-features-from-audio', '--path_with_audios_dir', str(tmp_path), '--n_workers', '-1']) == 2
+    assert capsys.readouterr().err == ("pipeline create-image-features-from-audio: error: bad parameter 'n_workers' = -1: "
+                                       "Input should be greater than or equal to 0\n")

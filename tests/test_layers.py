@@ -1,6 +1,9 @@
-"The notebook order is the dependency order: no module imports one made from a later notebook (lazy imports included)."
-import ast, os, re, subprocess, sys
+"""The notebook order is the dependency order: no module imports one made from a later notebook, directly or through others
+(lazy imports and modules named for a later import included); no module imports a name it does not use."""
+import ast, json, os, re, subprocess, sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'genre_classification'
 
@@ -37,15 +40,89 @@ def imported_modules(module: Path) -> set[str]:
     return names
 
 
+def named_modules(module: Path) -> set[str]:
+    "The package's modules that `module` names in a string ('genre_classification.features'), to import later by that name."
+    known = modules()
+    return {n.value.split('.', 1)[1] for n in ast.walk(ast.parse(module.read_text())) if isinstance(n, ast.Constant)
+            and isinstance(n.value, str) and n.value.startswith('genre_classification.') and n.value.split('.', 1)[1] in known}
+
+
+# Modules named to be imported by name later that come after the module naming them, on purpose; the import graph leaves them out.
+UPWARD_BY_NAME = {
+    ('cli', 'app'), ('cli', 'serve'),                  # `pipeline app` and `pipeline serve` (09_cli) dispatch to 10_app and 11_serve
+    ('core', 'synth.genres'), ('core', 'features'),    # map_in_processes's fork server imports them first (core.WORKER_MODULES)
+}
+
+
+def import_graph() -> dict[str, set[str]]:
+    "Each module's edges: the package's modules it imports (at the top or in a function) or names to import, less `UPWARD_BY_NAME`."
+    known = modules()
+    return {m: ((imported_modules(p) | named_modules(p)) & set(known)) - {m} - {i for n, i in UPWARD_BY_NAME if n == m}
+            for m, p in known.items()}
+
+
+def reached(graph: dict[str, set[str]], start: str) -> dict[str, list[str]]:
+    "Every module that importing `start` may import, through any chain of imports: each with one shortest chain from `start`."
+    chains, todo = {start: [start]}, [start]
+    for module in todo:
+        for nxt in sorted(graph[module] - set(chains)): chains[nxt] = chains[module] + [nxt]; todo.append(nxt)
+    return {m: chain for m, chain in chains.items() if m != start}
+
+
 def test_no_module_imports_a_later_notebook():
     notebooks = {name: notebook_of(path) for name, path in modules().items()}
-    assert {'core', 'data', 'training_data', 'metrics', 'learner', 'hooks', 'train', 'predict', 'synth.sound', 'synth.genres',
-            'datasets'} <= set(notebooks)
+    assert {'core', 'data', 'training_data', 'metrics', 'learner', 'hooks.step', 'hooks.tracker', 'train', 'predict', 'synth.sound',
+            'synth.genres', 'datasets'} <= set(notebooks)
+    assert all(notebooks[m] == f'02g_{m}' for m in notebooks if m.split('.')[0] == 'hooks')    # hooks.step from 02g_hooks.step
+    assert {'hooks.step', 'hooks.tracker', 'hooks.mlflow', 'hooks.progress'} <= imported_modules(PACKAGE / 'train.py')
     assert 'musicnn' in imported_modules(PACKAGE / 'models.py')        # an import inside a function counts too
     assert {'core', 'synth.sound', 'synth.parts'} <= imported_modules(PACKAGE / 'synth' / 'genres.py')   # relative, in a subpackage
-    upward = [f'{m} ({notebooks[m]}) imports {i} ({notebooks[i]})' for m, path in modules().items()
-              for i in imported_modules(path) if i in notebooks and notebooks[i] > notebooks[m]]
+    assert {'train', 'serve', 'app'} <= named_modules(PACKAGE / 'cli.py')   # the commands' modules, imported by name
+    graph = import_graph()
+    assert reached(graph, 'datasets')['synth.sound'] == ['datasets', 'synth.genres', 'synth.sound']      # through another module
+    upward = [' imports '.join(f'{m} ({notebooks[m]})' for m in chain) for m in graph for i, chain in reached(graph, m).items()
+              if notebooks[i] > notebooks[m]]
     assert not upward, upward
+    by_name = {(m, i) for m, p in modules().items() for i in named_modules(p) if notebooks[i] > notebooks[m]}
+    assert by_name <= UPWARD_BY_NAME, f'named to import, from a later notebook: {sorted(by_name - UPWARD_BY_NAME)}'
+
+
+def test_evaluate_finds_every_family_through_the_training_modules_that_register_them():
+    "`evaluate` scores a model as its family says, and the families register where they train: it reaches them all (predicting does not)."
+    chains = reached(import_graph(), 'evaluate')
+    assert {'families', 'train', 'train_features'} <= set(chains), sorted(chains)
+
+
+LOADED = """
+import importlib, json, os, sys
+found = {}
+for module in sys.argv[1:]:       # each in a fresh child: what importing it alone loads
+    r, w = os.pipe()
+    if (pid := os.fork()) == 0:
+        importlib.import_module(f'genre_classification.{module}')
+        os.write(w, json.dumps(sorted(m for m in sys.modules if m.startswith(('genre_classification.', 'torch')))).encode()); os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f: found[module] = json.loads(f.read())
+    assert os.waitpid(pid, 0)[1] == 0, module
+print(json.dumps(found))
+"""
+
+
+def loaded_by(*names: str) -> dict[str, set[str]]:
+    "What `import genre_classification.NAME` loads, for each name in a fresh process: the package's modules (dotted names), and torch."
+    done = subprocess.run([sys.executable, '-c', LOADED, *names], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {n: {m.removeprefix('genre_classification.') for m in ms if m == 'torch' or m.startswith('genre_classification.')}
+            for n, ms in json.loads(done.stdout).items()}
+
+
+def test_what_a_module_loads_is_in_its_import_graph_and_predicting_loads_no_training():
+    "The import graph misses nothing Python loads; and `predict` (ONNX models, no `train` extra) loads no torch and no training code."
+    graph, loaded = import_graph(), loaded_by('predict', 'monitor', 'cli')
+    for name, modules_loaded in loaded.items(): assert modules_loaded - {'torch'} <= {name, *reached(graph, name)}, name
+    assert not {'torch', 'learner', 'train', 'train_features', 'tune', 'training_data', 'models'} & loaded['predict']
+    assert not [m for m in loaded['predict'] if m.split('.')[0] == 'hooks'], loaded['predict']     # nor any hook
+    assert {'core', 'data', 'predictor'} <= loaded['predict']
 
 
 
@@ -59,11 +136,10 @@ def names_imported_from(module: Path) -> dict[str, set[str]]:
 
 
 def test_evaluation_and_the_feature_route_take_their_metrics_from_metrics():
-    """`evaluate` and `train_features` judge models with `metrics`, not through the training loop: `evaluate` does not import the
-    learner's module (or the hooks) at all, and neither takes a name of `metrics` from another module."""
+    """`evaluate` and `train_features` judge models with `metrics`, not through the training loop: neither takes a name of `metrics`
+    from another module (that `evaluate` loads no learner or hooks at all is `test_evaluate_loads_neither_the_learner_nor_the_hooks`)."""
     metric_names = {n.name for n in ast.parse((PACKAGE / 'metrics.py').read_text()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     assert {'Evaluation', 'classification_metrics', 'plot_confusion_matrix'} <= metric_names
-    assert not {'learner', 'hooks'} & imported_modules(PACKAGE / 'evaluate.py')
     for module in ['evaluate', 'train_features']:
         imported = names_imported_from(PACKAGE / f'{module}.py')
         assert imported.get('metrics'), f'{module} takes no metrics from metrics'
@@ -129,3 +205,21 @@ sys.exit(0 if codes == [2, 2] else 3)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     lines = done.stderr.splitlines()
     assert len(lines) == 2 and all('needs PyTorch: pip install "genre_classification[train]"' in line for line in lines), lines
+
+
+def test_no_module_imports_a_name_it_does_not_use():
+    "pyflakes (the `dev` extra) finds no unused import in the package; an import for its side effect says so here, with why."
+    api, messages = pytest.importorskip('pyflakes.api'), pytest.importorskip('pyflakes.messages')
+    for_effect = {('evaluate', 'genre_classification.train_features'),  # importing train and train_features registers their model families
+                  ('monitor', 'genre_classification.train_features'),
+                  ('predict', 'torch')}                                  # is PyTorch installed? (to build the default model)
+    class Found:
+        def __init__(self): self.unused = []
+        def flake(self, m):
+            if isinstance(m, messages.UnusedImport): self.unused.append((module_name(Path(m.filename)), m.message_args[0]))
+        def unexpectedError(self, filename, msg): raise AssertionError(f'{filename}: {msg}')
+        syntaxError = unexpectedError
+    found = Found()
+    for path in modules().values(): api.checkPath(str(path), found)
+    unused = sorted(set(found.unused) - for_effect)
+    assert not unused, f'unused imports (module, name): {unused}'

@@ -42,3 +42,10 @@ def test_predictions_that_are_all_one_genre_drift(tmp_path):
 def test_a_missing_batch_is_one_line(tmp_path):
     done = monitor(tmp_path / 'nothing', cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.strip().count('\n') == 0 and 'no such file or folder' in done.stderr
+
+
+def test_a_bad_option_is_one_line(tmp_path, capsys):
+    "A share outside 0..1 is refused in one line naming it (exit 2), before any batch is read."
+    from genre_classification.cli import pipeline_cli
+    assert pipeline_cli(['monitor', str(tmp_path / 'nothing'), '--drift_share', '1.5', '--output_dir', str(tmp_path / 'monitor')]) == 2
+    assert capsys.readouterr().err == "pipeline monitor: error: bad parameter 'drift_share' = 1.5: Input should be less than or equal to 1\n"

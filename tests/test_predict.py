@@ -227,3 +227,13 @@ def test_predict_imports_only_what_the_model_needs(cnn_onnx):
     done = subprocess.run([PYTHON, '-c', code], capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ['[]']
+
+
+def test_build_real_music_model_refuses_a_bad_option_in_one_line(monkeypatch, capsys):
+    "`pipeline build-real-music-model --models_dir ''` (the project root) is refused in one line naming it (exit 2), before any build."
+    import genre_classification.predict as predict
+    from genre_classification.cli import pipeline_cli
+    monkeypatch.setattr(predict, 'make_real_music_model', lambda *a, **k: pytest.fail('a model was built'))
+    assert pipeline_cli(['build-real-music-model', '--models_dir', '']) == 2
+    assert capsys.readouterr().err == ("pipeline build-real-music-model: error: bad parameter 'models_dir' = '': "
+                                       "String should have at least 1 character\n")

@@ -108,3 +108,20 @@ def test_a_bounded_load_has_no_errors(served_models):
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert 'errors: 0' in done.stdout and 'p95' in done.stdout
+
+
+def test_bad_options_are_one_line_before_the_registry_is_touched(tmp_path, monkeypatch, capsys):
+    "`pipeline serve` and `pipeline register-model` refuse a bad option in one line naming it (exit 2): nothing registered or started."
+    import mlflow
+    import genre_classification.serve as serve
+    from genre_classification.cli import pipeline_cli
+    monkeypatch.setattr(serve, 'register_model', lambda *a, **k: pytest.fail('a model was registered'))
+    monkeypatch.setattr(mlflow, 'MlflowClient', lambda *a, **k: pytest.fail('the registry was opened'))
+    monkeypatch.setattr(os, 'execve', lambda *a, **k: pytest.fail('mlflow models serve was started'))
+    uri = (tmp_path / 'mlruns').as_uri()
+    assert pipeline_cli(['serve', '--port', '0', '--mlflow_tracking_uri', uri]) == 2
+    assert capsys.readouterr().err == "pipeline serve: error: bad parameter 'port' = 0: Input should be greater than or equal to 1\n"
+    assert pipeline_cli(['serve', '--version', 'newest', '--mlflow_tracking_uri', uri]) == 2
+    assert capsys.readouterr().err.startswith("pipeline serve: error: bad parameter 'version' = 'newest'")
+    assert pipeline_cli(['register-model', '--model_file', str(tmp_path / 'none.json'), '--name', '', '--mlflow_tracking_uri', uri]) == 2
+    assert capsys.readouterr().err == "pipeline register-model: error: bad parameter 'name' = '': String should have at least 1 character\n"

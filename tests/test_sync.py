@@ -2,6 +2,8 @@
 import json, re, shutil, subprocess, sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 BIN = Path(sys.executable).parent
@@ -98,23 +100,34 @@ def test_each_help_text_is_written_once():
     assert written and not {d: n for d, n in written.items() if n != 1}, {d: n for d, n in written.items() if n != 1}
 
 
-def test_each_command_help_is_written_once():
-    "The help of a command's own parameters (their comments) is written once: help that two commands share is a type in core."
-    import importlib
+def test_each_command_takes_its_options_from_settings():
+    "Every command's options are the fields of a settings class (`options_from`, checked by `check_params`); an extra parameter's comment is written once."
+    import importlib, inspect
     from fastcore.docments import docments
     from genre_classification.cli import COMMANDS
     source = ''.join(p.read_text() for p in sorted((REPO / 'genre_classification').rglob('*.py')) if p.name != '_modidx.py')
     commands = [*COMMANDS.values(), ('genre_classification.predict', 'predictors_cli', ''), ('genre_classification.tune', 'worker_cli', '')]
-    written = {}
+    plain, written = [], {}
     for module, name, _ in commands:
-        for doc in docments(getattr(importlib.import_module(module), name), full=True, returns=False).values():
+        fn = getattr(importlib.import_module(module), name)
+        if not fn.__code__.co_flags & inspect.CO_VARKEYWORDS: plain.append(name)     # `**settings`: options_from made its options
+        for doc in docments(fn, full=True, returns=False).values():
             if doc.docment: written[doc.docment] = len(re.findall(r'#\s*' + re.escape(doc.docment) + r'\s*$', source, re.M))
-    assert len(written) > 25 and not {d: n for d, n in written.items() if n != 1}, {d: n for d, n in written.items() if n != 1}
+    assert not plain, f'commands whose options are not a settings class: {plain}'
+    assert not {d: n for d, n in written.items() if n != 1}, {d: n for d, n in written.items() if n != 1}
 
 def test_params_yaml_is_written_from_the_settings():
     "params.yaml is what `pipeline write-params` makes of dvc.yaml and the settings' defaults (after changing one: rerun it)."
     from genre_classification.cli import params_yaml
     assert (REPO / 'params.yaml').read_text() == params_yaml(REPO / 'dvc.yaml'), 'params.yaml is stale: run `pipeline write-params`'
+
+
+def test_write_params_refuses_a_bad_option_in_one_line(monkeypatch, capsys):
+    "`pipeline write-params --output ''` (the project folder itself) is refused in one line naming it (exit 2), before anything is written."
+    import genre_classification.cli as cli
+    monkeypatch.setattr(cli, 'params_yaml', lambda *a, **k: pytest.fail('params.yaml was written'))
+    assert cli.pipeline_cli(['write-params', '--output', '']) == 2
+    assert capsys.readouterr().err == "pipeline write-params: error: bad parameter 'output' = '': String should have at least 1 character\n"
 
 
 def test_each_notebook_was_executed_by_the_current_code():

@@ -143,3 +143,20 @@ def test_the_tuning_notebook_shows_its_three_plots(tmp_path, tiny):
     assert len(images) == 3
     best = yaml.safe_load((tmp_path / 'best.yaml').read_text())
     assert best['model'] == 'small_cnn' and best['epochs'] == 1 and 0 < best['lr'] < 1
+
+
+def test_a_worker_whose_trials_all_fail_stops_with_one_line(tmp_path, monkeypatch):
+    "Failed trials do not count towards n_trials: a worker stops after FAILED_IN_A_ROW of its own in a row, naming the error."
+    from genre_classification import tune
+    from genre_classification.core import BadInputError, ProjectPaths
+    def broken_train(*args, **kwargs): raise RuntimeError('CUDA error: out of memory\nCUDA kernel errors might be reported later')
+    monkeypatch.setattr(tune, 'train', broken_train)
+    cfg = TuneConfig(study='broken', n_trials=10, timeout=60, storage=str(tmp_path / 'journal.log'), device='cpu')
+    started = time.time()
+    with pytest.raises(BadInputError) as failed: tune.run_worker(cfg, ProjectPaths(root=tmp_path), log_to_mlflow=False)
+    assert time.time() - started < 30                                         # it stopped; it did not run until the timeout
+    message = str(failed.value)
+    assert '\n' not in message and message.startswith(f'{tune.FAILED_IN_A_ROW} trials in a row failed')
+    assert 'RuntimeError: CUDA error: out of memory' in message
+    study = optuna.load_study(study_name='broken', storage=open_storage(str(tmp_path / 'journal.log'), cfg))
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * tune.FAILED_IN_A_ROW

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import GENRES
-from .sound import (_DRUM_STYLES, _INSTRUMENTS, _active_rms, _background_noise, _drum_hits, _drum_kit,
+from .sound import (_INSTRUMENTS, _active_rms, _background_noise, _drum_hits, _drum_kit,
     _dynamics_curve, _lowpass, _process_bus, _render_drums, _render_notes, _reverb, _rms, _soft_clip, _vary_instrument)
-from .arrangement import _Context, _LEADS, _PROGRESSIONS, _beat_times, _chord_timeline, _make_clock, _melody_line
+from .arrangement import _Context, _PROGRESSIONS, _beat_times, _chord_timeline, _make_clock, _melody_line
 from .parts import _PART_STYLES
 
 # %% auto #0
