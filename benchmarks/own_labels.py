@@ -39,7 +39,7 @@ def routes(data_dir: str, root: Path, cnn_epochs: int, split: str = 'auto') -> d
         out[name] = (r.test.track_labels, r.test.track_probs.argmax(1), r.classes, time.perf_counter() - t)
     t = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr): f = train_feature_model(FeatureTrainConfig(data_dir=data_dir, split=split, checkpoints_path=str(root / 'ck')), paths, log_to_mlflow=False)
-    out['feature MLP (57 features)'] = (f.test_labels, f.test_pred, f.classes, time.perf_counter() - t)
+    out['feature MLP (57 features)'] = (f.test.track_labels, f.test.track_probs.argmax(1), f.classes, time.perf_counter() - t)
     return out
 
 

@@ -4,11 +4,11 @@
 
 # %% ../nbs/06a_batch.ipynb #f62cbaa1
 from __future__ import annotations
-import json, logging, math, os, sys, time
+import json, logging, math, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Iterable, Literal
+from typing import Annotated, Callable, Iterable, Literal
 
 import pandas as pd
 from pydantic import Field
@@ -20,10 +20,11 @@ from .predict import FilePrediction, PredictConfig, audio_files, default_model_f
 
 # %% auto #0
 __all__ = ['LIST_SUFFIXES', 'LOCAL_OBJECT_STORE_BYTES', 'FILES_PER_BLOCK', 'RayAddress', 'RayWorkers', 'SHOWN_ERRORS',
-           'listed_paths', 'batch_files', 'result_schema', 'result_row', 'FilePredictor', 'written_rows',
-           'check_same_model', 'read_results', 'ResultWriter', 'import_ray', 'check_reachable', 'ray_cluster',
-           'BatchSummary', 'map_in_actors', 'batch_predict', 'BatchPredictConfig', 'batch_predict_cli', 'CacheFiller',
-           'EmbeddingsConfig', 'build_embeddings', 'build_embeddings_cli']
+           'TRAINING_CACHES', 'listed_paths', 'batch_files', 'result_schema', 'result_row', 'FilePredictor',
+           'written_rows', 'check_same_model', 'read_results', 'ResultWriter', 'import_ray', 'check_reachable',
+           'ray_cluster', 'BatchSummary', 'map_in_actors', 'batch_predict', 'BatchPredictConfig', 'batch_predict_cli',
+           'musicnn_cache', 'logmel_cache', 'CacheFiller', 'EmbeddingsConfig', 'build_embeddings',
+           'build_embeddings_cli']
 
 # %% ../nbs/06a_batch.ipynb #84eb39bb
 LIST_SUFFIXES = ('.txt',)
@@ -61,13 +62,12 @@ def result_row(r: FilePrediction, model: str) -> dict:
 # %% ../nbs/06a_batch.ipynb #bd7df698
 class FilePredictor:
     "A Ray Data actor: the model of `model_file`, opened once with `threads` threads, that answers for batches of paths with result rows."
-    def __init__(self, model_file: str, top_k: int = 3, threads: int = 1, die_after: int = 0, die_marker: str = ''):
+    def __init__(self, model_file: str, top_k: int = 3, threads: int = 1):
         from threadpoolctl import threadpool_limits
         threadpool_limits(threads)                      # NumPy's BLAS in this actor: its CPUs, not every core of the node
         self.predictor = open_predictor(model_file, threads=threads)
         self.model, self.top_k = self.predictor.describe(), top_k
         self.schema = result_schema(self.predictor.classes, self.model, model_file)
-        self.done, self.die_after, self.die_marker = 0, die_after, die_marker
 
     def row(self, path: str) -> dict:
         "The result row of audio file `path`; an unexpected failure on this one file is its error."
@@ -78,12 +78,7 @@ class FilePredictor:
     def __call__(self, batch: dict) -> 'pyarrow.Table':
         "The result rows of the paths in `batch['path']`."
         import pyarrow as pa
-        rows = []
-        for path in batch['path']:
-            if self.die_after and self.done == self.die_after and not os.path.exists(self.die_marker):
-                Path(self.die_marker).touch(); os._exit(1)          # the test hook: a worker that dies mid-run, once
-            rows.append(self.row(str(path))); self.done += 1
-        return pa.Table.from_pylist(rows, schema=self.schema)
+        return pa.Table.from_pylist([self.row(str(path)) for path in batch['path']], schema=self.schema)
 
 # %% ../nbs/06a_batch.ipynb #5afbf955
 def written_rows(output) -> dict[str, str | None]:
@@ -197,7 +192,7 @@ def map_in_actors(ray, paths: list[str], actor: type, workers: int = 0, **constr
         actor, fn_constructor_kwargs=constructor_kwargs, batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=n_actors))
 
 def batch_predict(inputs: Iterable, output, model: str = '', address: str = '', workers: int = 0, resume: bool = False,
-                  top_k: int = 3, progress: bool = True, die_after: int = 0) -> BatchSummary:
+                  top_k: int = 3, progress: bool = True) -> BatchSummary:
     "Predict every audio file of `inputs` with `model` in a pool of Ray actors; one Parquet row per file in folder `output`."
     from tqdm.auto import tqdm
     files, output = [str(f) for f in batch_files(inputs)], Path(output)
@@ -215,8 +210,7 @@ def batch_predict(inputs: Iterable, output, model: str = '', address: str = '', 
     writer = ResultWriter(output, schema, done)
     if todo:
         with ray_cluster(address, workers) as ray:
-            rows = map_in_actors(ray, todo, FilePredictor, workers, model_file=str(model_file), top_k=top_k, threads=1,
-                                 die_after=die_after, die_marker=str(output / '.died'))
+            rows = map_in_actors(ray, todo, FilePredictor, workers, model_file=str(model_file), top_k=top_k, threads=1)
             with tqdm(total=len(files), initial=len(files) - len(todo), desc='batch-predict', unit='file', disable=not progress,
                       file=sys.stderr) as bar:
                 try:
@@ -254,28 +248,32 @@ def batch_predict_cli(**settings) -> int:
     return 1 if s.errors else 0
 
 # %% ../nbs/06a_batch.ipynb #6e806567
+def musicnn_cache(cache_dir: str, n_mels: int, weights: str, threads: int) -> Callable[[str], tuple[str, int]]:
+    "A file's musicnn embeddings in `cache_dir` (the probe's training cache): its cache file and number of patches."
+    import numpy as np, torch
+    from genre_classification.musicnn import EmbeddingCache
+    torch.set_num_threads(threads)
+    embeddings = EmbeddingCache(cache_dir, weights or None)
+    def fill(path: str) -> tuple[str, int]:
+        target = embeddings.file_of(path)
+        return str(target), int(np.load(target, mmap_mode='r').shape[0])
+    return fill
+
+def logmel_cache(cache_dir: str, n_mels: int, weights: str, threads: int) -> Callable[[str], tuple[str, int]]:
+    "A file's log-mels of `n_mels` bands in `cache_dir` (the CNNs' training cache): its cache file and number of frames."
+    from genre_classification.core import AudioConfig
+    from genre_classification.features import cache_file, cache_log_mel
+    audio = AudioConfig(n_mels=n_mels)
+    return lambda path: cache_log_mel(path, audio, cache_file(cache_dir, path, audio))
+
+TRAINING_CACHES = {'musicnn': musicnn_cache, 'logmel': logmel_cache}     # each kind of training cache: how one file's entry is made
+
 class CacheFiller:
-    "A Ray Data actor that computes the musicnn embeddings (`kind` musicnn) or log-mels (logmel, `n_mels` bands) of files into `cache_dir`."
+    "A Ray Data actor that computes the training cache of `kind` (`TRAINING_CACHES`: musicnn embeddings, or log-mels of `n_mels` bands) of files into `cache_dir`."
     def __init__(self, kind: str, cache_dir: str, n_mels: int = 64, weights: str = '', threads: int = 1):
         from threadpoolctl import threadpool_limits
         threadpool_limits(threads)
-        self.kind, self.cache_dir = kind, cache_dir
-        if kind == 'musicnn':
-            import torch
-            from genre_classification.musicnn import EmbeddingCache
-            torch.set_num_threads(threads)
-            self.embeddings = EmbeddingCache(cache_dir, weights or None)
-        else:
-            from genre_classification.core import AudioConfig
-            self.audio = AudioConfig(n_mels=n_mels)
-
-    def fill(self, path: str) -> tuple[str, int]:
-        "The cache file of `path` and its length (patches or frames), computed unless cached."
-        import numpy as np
-        from genre_classification.features import cache_file, cache_log_mel
-        if self.kind == 'logmel': return cache_log_mel(path, self.audio, cache_file(self.cache_dir, path, self.audio))
-        target = self.embeddings.file_of(path)
-        return str(target), int(np.load(target, mmap_mode='r').shape[0])
+        self.fill = TRAINING_CACHES[kind](cache_dir, n_mels, weights, threads)
 
     def __call__(self, batch: dict) -> dict:
         "One row per path of `batch['path']`: its cache file and length, or the reason it has none."
@@ -290,7 +288,7 @@ class CacheFiller:
 class EmbeddingsConfig(Settings):
     "Which dataset's training cache `pipeline build-embeddings` fills, of which kind, on which Ray."
     data_dir: str = Field('', description="the dataset's audio folder (as training reads it); empty = the built-in synthetic dataset")
-    kind: Literal['musicnn', 'logmel'] = Field('musicnn', description='musicnn embeddings (musicnn_probe) or log-mels (the CNNs)')
+    kind: Literal[tuple(TRAINING_CACHES)] = Field('musicnn', description='musicnn embeddings (musicnn_probe) or log-mels (the CNNs)')
     n_mels: int = Field(64, ge=8, le=512, description="with kind logmel: the spectrogram's mel bands, as in training")
     musicnn_weights: str = Field('', description='a musicnn wheel or weights folder every worker can read (default: fetched once per node)')
     address: RayAddress = ''

@@ -13,10 +13,9 @@ from pydantic import Field
 
 from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, write_report
 from .core import Experiment, TrackingUri, resolve_path
-from .training_data import audio_trackset, image_trackset, split_feature_table
-from .metrics import Evaluation, classification_metrics, evaluate, plot_confusion_matrix
-from .train import TrainConfig
-from .train_features import FeatureTrainConfig, feature_matrix, feature_table_of
+from .metrics import Evaluation, plot_confusion_matrix
+from .families import family_of
+import genre_classification.train, genre_classification.train_features     # they register the model families
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
 
@@ -51,34 +50,15 @@ def model_file_of(cfg: EvaluateConfig, paths: ProjectPaths | None = None) -> Pat
     return latest_model_file(paths.checkpoints)
 
 # %% ../nbs/04_evaluate.ipynb #8d8758ca
-def _is_feature_table(path: str) -> bool:
-    "Whether `path` is a Kaggle-format feature table (a CSV with the feature columns), not a dataset of audio."
-    return str(path).endswith('.csv') and (path.startswith(('s3://', 'http')) or 'mfcc1_mean' in pd.read_csv(path, nrows=0).columns)
-
 def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', paths: ProjectPaths | None = None) -> tuple[Evaluation, dict]:
-    "The Evaluation of the model in `model_file` on `split` (of its training data, or of `data_dir`), and its metadata."
+    "The Evaluation of the model in `model_file` on `split` (of its training data, or of `data_dir`), by its family, and its metadata."
     paths = paths or ProjectPaths()
-    import torch
-    from genre_classification.input_kinds import input_kind
     from genre_classification.models import load_model
     model, meta = load_model(model_file)
-    classes = meta['classes']
-    if input_kind(meta, model_file).feature_table:         # the feature MLP is evaluated on the feature table, not on audio
-        fcfg = FeatureTrainConfig(**meta['config'])
-        if data_dir:        # a Kaggle-format feature table, or labelled audio whose features are extracted
-            fcfg = fcfg.model_copy(update={'features_csv': data_dir, 'data_dir': ''} if _is_feature_table(data_dir) else {'features_csv': '', 'data_dir': data_dir})
-        table = feature_table_of(fcfg, paths, progress=False)[0]
-        table = table[split_feature_table(table, fcfg.split_method(), fcfg.seed) == split]
-        X, y = feature_matrix(table, classes)
-        with torch.no_grad(): probs = torch.softmax(model(torch.as_tensor(X)), 1).numpy()
-        ev = Evaluation(table.track_id.tolist(), y, probs, y, probs)
-        ev.metrics = {f'{level}_{k}': v for level in ('segment', 'track') for k, v in classification_metrics(y, probs.argmax(1), len(classes)).items()}
-        return ev, meta
-    cfg = TrainConfig(**{**meta['config'], **({'data_dir': data_dir, 'images_path': ''} if data_dir else {})})
-    data = image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress=False)
-    if data.classes != classes: raise BadInputError(f'the data has the labels {data.classes}, the model knows {classes}', data_dir or None)
-    if not len(data.indices(split)): raise BadInputError(f"the split has no '{split}' tracks", data_dir or None)
-    return evaluate(model, data, split), meta
+    family = family_of(meta['model'], model_file)
+    if 'config' not in meta: raise BadInputError('its metadata does not say how it was trained (a model file from an older version): train it again', model_file)
+    cfg = family.settings(**meta['config'])
+    return family.evaluate(model, family.with_data(cfg, data_dir) if data_dir else cfg, meta['classes'], split, paths), meta
 
 # %% ../nbs/04_evaluate.ipynb #e7056aca
 def per_genre_report(labels, predicted, classes: list[str]) -> pd.DataFrame:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_features.ipynb #e127fe84
 from __future__ import annotations
-import functools, json, os, warnings
+import functools
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -13,18 +13,21 @@ import bottleneck as bn
 import numpy as np
 import pandas as pd
 from PIL import Image
+from pydantic import Field
 
-from .core import AudioConfig, BadInputError, Workers, atomic_write, fingerprint, map_in_processes, sha1_file
-from .data import SAMPLE_RATE, find_dataset, find_tracks, flat_name, load_audio, stream_audio, track_id_of, warn_unreadable
+from .core import (AudioConfig, BadInputError, ProjectPaths, Settings, Workers, atomic_write, check_params,
+                                       fingerprint, map_in_processes, options_from, resolve_path, sha1_file)
+from .data import SAMPLE_RATE, find_dataset, flat_name, load_audio, track_id_of, warn_unreadable
 from .data import import_librosa
 
 # %% auto #0
 __all__ = ['KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'median_filter_1d', 'hpss_parts', 'kaggle_features',
-           'feature_mismatches', 'clip_feature_rows', 'extract_features', 'read_feature_table', 'power_to_db',
-           'log_mel', 'stream_windows', 'stream_mel_power', 'stream_log_mel', 'segment_input', 'window',
+           'feature_mismatches', 'clip_feature_rows', 'extract_features', 'read_feature_table', 'dataset_feature_table',
+           'power_to_db', 'log_mel', 'stream_windows', 'stream_mel_power', 'stream_log_mel', 'segment_input', 'window',
            'track_windows', 'spectrogram_key', 'cache_file', 'store_array', 'cached_log_mel', 'build_cache',
            'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image', 'image_name',
-           'create_image_features', 'extract_features_cli', 'create_image_features_from_audio_cli']
+           'create_image_features', 'ExtractFeaturesConfig', 'extract_features_cli', 'ImageFeaturesConfig',
+           'create_image_features_from_audio_cli']
 
 # %% ../nbs/02_features.ipynb #3732e583
 librosa = import_librosa()     # its modules with numba caches imported one process at a time (01_data), before any use here
@@ -154,6 +157,19 @@ def read_feature_table(path) -> pd.DataFrame:
     table = table.drop(columns='track_id', errors='ignore')   # a table saved from one we read: recomputed
     table.insert(0, 'track_id', table.filename.map(track_id_of))
     return table
+
+# %% ../nbs/02_features.ipynb #2b029daa
+def dataset_feature_table(data_dir: str, paths: ProjectPaths, progress: bool = True) -> tuple[pd.DataFrame, Path]:
+    "The Kaggle features of every track of the labelled dataset in `data_dir` (any layout `find_dataset` reads), with its ids, labels and split; and the cache file."
+    tracks = find_dataset(resolve_path(data_dir, paths))
+    stats = (f'{p}:{s.st_size}:{s.st_mtime_ns}' for p, s in ((p, Path(p).stat()) for p in tracks.path))
+    cache = paths.cache / 'features' / f'{fingerprint(stats)}.csv'      # a new file whenever any track changes
+    table = extract_features(tracks, cache, progress=progress)          # resumes an interrupted extraction
+    by_path = tracks.set_index('path')
+    table = table.assign(track_id=table.source.map(by_path.track_id), label=table.source.map(by_path.genre))
+    if 'split' in tracks: table['split'] = table.source.map(by_path.split)
+    return table, cache
+
 
 # %% ../nbs/02_features.ipynb #1bb493dc
 @functools.lru_cache(maxsize=8)   # computing the filter bank costs more than applying it to a few seconds of audio
@@ -318,18 +334,30 @@ def create_image_features(tracks: pd.DataFrame, image_dir, cfg: AudioConfig = Au
     return out.reset_index(drop=True)
 
 # %% ../nbs/02_features.ipynb #82176610
-def extract_features_cli(audio_dir: str,                  # labelled audio in any layout find_dataset reads (a folder per label, a table, FMA, GTZAN)
-                         output: str = 'features.csv',    # the Kaggle-format CSV to write; rows already in it are kept
-                         segment_seconds: float = 0,      # 0: one row per whole clip (features_30_sec.csv); 3: per 3 s (features_3_sec.csv)
-                         n_workers: Workers = 0):
-    "Compute the Kaggle GTZAN features of every track below `audio_dir` into a CSV."
-    table = extract_features(find_dataset(audio_dir), output, segment_seconds or None, n_workers or None)
-    print(f'{table.track_id.nunique()} tracks, {len(table)} rows: {output}')
+class ExtractFeaturesConfig(Settings):
+    "What `pipeline extract-features` reads and writes."
+    audio_dir: str = Field(min_length=1, description='labelled audio in any layout find_dataset reads (a folder per label, a table, FMA, GTZAN)')
+    output: str = Field('features.csv', min_length=1, description='the Kaggle-format CSV to write; rows already in it are kept')
+    segment_seconds: float = Field(0, ge=0, description='0: one row per whole clip (features_30_sec.csv); 3: per 3 s (features_3_sec.csv)')
+    n_workers: Workers = 0
 
-def create_image_features_from_audio_cli(path_with_audios_dir: str = '',  # folder of audio in genre folders (required)
-                                     path_to_image: str = 'Image_data',  # where to write <genre>/<name>.png
-                                     n_workers: Workers = 0):
+@options_from(ExtractFeaturesConfig, positional={'audio_dir'})
+def extract_features_cli(**settings):
+    "Compute the Kaggle GTZAN features of every track below `audio_dir` into a CSV."
+    cfg = check_params(ExtractFeaturesConfig, settings)
+    table = extract_features(find_dataset(cfg.audio_dir), cfg.output, cfg.segment_seconds or None, cfg.n_workers or None)
+    print(f'{table.track_id.nunique()} tracks, {len(table)} rows: {cfg.output}')
+
+class ImageFeaturesConfig(Settings):
+    "What `pipeline create-image-features-from-audio` reads and writes."
+    path_with_audios_dir: str = Field('', description='folder of audio in genre folders (required)')
+    path_to_image: str = Field('Image_data', min_length=1, description='where to write <genre>/<name>.png')
+    n_workers: Workers = 0
+
+@options_from(ImageFeaturesConfig)
+def create_image_features_from_audio_cli(**settings):
     "Write a log-mel spectrogram PNG for every track below `path_with_audios_dir`, in genre folders."
-    if not path_with_audios_dir: raise BadInputError('say which folder of audio: --path_with_audios_dir DIR')
-    images = create_image_features(find_dataset(path_with_audios_dir), path_to_image, n_workers=n_workers or None)
-    print(f'{len(images)} images: {path_to_image}')
+    cfg = check_params(ImageFeaturesConfig, settings)
+    if not cfg.path_with_audios_dir: raise BadInputError('say which folder of audio: --path_with_audios_dir DIR')
+    images = create_image_features(find_dataset(cfg.path_with_audios_dir), cfg.path_to_image, n_workers=cfg.n_workers or None)
+    print(f'{len(images)} images: {cfg.path_to_image}')

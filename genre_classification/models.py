@@ -5,6 +5,7 @@
 # %% ../nbs/02c_models.ipynb #d0f07dbe
 from __future__ import annotations
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,9 +15,10 @@ from torchvision import models as tvm
 from .core import BadInputError, GENRES, ProjectPaths
 
 # %% auto #0
-__all__ = ['TORCHVISION_MODELS', 'MODEL_NAMES', 'SmallCNN', 'adapt_input_channels', 'replace_head', 'PadToMinSize',
-           'cached_weights_file', 'build_model', 'predict_windows', 'FeatureMLP', 'FeatureEnsemble', 'probe_head',
-           'MusicnnProbe', 'model_from_meta', 'load_model', 'latest_model_file', 'model_file_in']
+__all__ = ['TORCHVISION_MODELS', 'MODEL_NAMES', 'ARCHITECTURES', 'SmallCNN', 'adapt_input_channels', 'replace_head',
+           'PadToMinSize', 'cached_weights_file', 'build_model', 'predict_windows', 'FeatureMLP', 'FeatureEnsemble',
+           'probe_head', 'MusicnnProbe', 'register_architecture', 'model_from_meta', 'load_model', 'latest_model_file',
+           'model_file_in']
 
 # %% ../nbs/02c_models.ipynb #7f08bcfc
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -143,13 +145,32 @@ class MusicnnProbe(nn.Module):
     def forward(self, x): return self.head(self.backbone(x)[-1])
 
 # %% ../nbs/02c_models.ipynb #cad6d99d
-def model_from_meta(meta: dict) -> nn.Module:
-    "An untrained model of the architecture that checkpoint metadata `meta` names (`model`; what it takes in is `02b_input_kinds`')."
-    if meta['model'] == 'feature_mlp':
-        return FeatureEnsemble([FeatureMLP(len(meta['features']), len(meta['classes']), tuple(meta['hidden']), meta['dropout'])
-                                for _ in range(meta['ensemble'])])
-    if meta['model'] == 'musicnn_probe': return MusicnnProbe(len(meta['classes']), meta['hidden'], meta['dropout'])
-    return build_model(meta['model'], len(meta['classes']))
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+
+def register_architecture(*names: str):
+    "Register a builder (model file metadata in, an untrained model out) under each of `names`: as torchvision's `register_model`, the one way in."
+    def register(builder: Callable[..., nn.Module]):
+        for name in names: ARCHITECTURES[name] = builder      # registered again (a notebook cell re-run): replaced
+        return builder
+    return register
+
+register_architecture(*MODEL_NAMES)(lambda meta, pretrained=False: build_model(meta['model'], len(meta['classes']), pretrained=pretrained))
+
+@register_architecture('feature_mlp')
+def _feature_ensemble(meta: dict) -> FeatureEnsemble:
+    return FeatureEnsemble([FeatureMLP(len(meta['features']), len(meta['classes']), tuple(meta['hidden']), meta['dropout'])
+                            for _ in range(meta['ensemble'])])
+
+@register_architecture('musicnn_probe')
+def _musicnn_probe(meta: dict) -> MusicnnProbe: return MusicnnProbe(len(meta['classes']), meta['hidden'], meta['dropout'])
+
+def model_from_meta(meta: dict, path=None, pretrained: bool = False) -> nn.Module:
+    "An untrained model of the architecture that metadata `meta` names (`model`); `pretrained`: from published weights, where it has them."
+    if (builder := ARCHITECTURES.get(meta.get('model'))) is None:
+        raise BadInputError(f"unknown model '{meta.get('model')}' (known: {', '.join(ARCHITECTURES)})", path)
+    if not pretrained: return builder(meta)
+    try: return builder(meta, pretrained=True)
+    except TypeError: raise BadInputError(f"model '{meta['model']}' has no published weights; set pretrained=False", path) from None
 
 def load_model(path) -> tuple[nn.Module, dict]:
     "The model saved in checkpoint `path` (in eval mode, on the CPU) and its metadata."
@@ -159,7 +180,7 @@ def load_model(path) -> tuple[nn.Module, dict]:
     except Exception as e: raise BadInputError(f'not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})', path) from None
     if not isinstance(ckpt, dict) or 'meta' not in ckpt or 'model' not in ckpt:
         raise BadInputError('not a genre_classification checkpoint (no model weights and metadata in it)', path)
-    model = model_from_meta(ckpt['meta'])
+    model = model_from_meta(ckpt['meta'], path)
     model.load_state_dict(ckpt['model'])
     return model.eval(), ckpt['meta']
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from pydantic import Field
 
-from .core import BadInputError
+from .core import BadInputError, Settings, check_params, options_from
 from .features import KAGGLE_FEATURES, extract_features, read_feature_table
 from .data import find_tracks, packaged_feature_table
 
 # %% auto #0
-__all__ = ['current_table', 'model_reference', 'DriftResult', 'check_drift', 'monitor_cli']
+__all__ = ['DRIFT_COLUMNS', 'current_table', 'model_reference', 'DriftResult', 'check_drift', 'MonitorConfig', 'monitor_cli']
 
 # %% ../nbs/08_monitor.ipynb #28caaaef
 def _predictions(path: Path) -> pd.DataFrame:
@@ -38,20 +39,17 @@ def current_table(current, work_dir, n_workers: int | None = None) -> tuple[pd.D
 
 # %% ../nbs/08_monitor.ipynb #1e176adf
 def model_reference(model_file, paths=None) -> pd.DataFrame:
-    "The Kaggle features of the data the model in `model_file` (model.pt or its ONNX export) was trained on: the reference for its new audio."
+    "The Kaggle features of the data the model in `model_file` (model.pt or its ONNX export) was trained on, as its family reads them: the reference for its new audio."
     from genre_classification.core import ProjectPaths
+    from genre_classification.families import family_of
     from genre_classification.predict import open_predictor
-    from genre_classification.train_features import FeatureTrainConfig, dataset_feature_table, feature_table_of
+    import genre_classification.train, genre_classification.train_features     # they register the model families
     model_file, paths = Path(model_file), paths or ProjectPaths()
     meta = open_predictor(model_file, threads=1).meta          # any model file prediction reads
-    cfg = meta.get('config')
-    if not cfg: raise BadInputError('its metadata does not say what it was trained on; give the reference feature table (--reference)', model_file)
-    if meta.get('input_kind') == 'kaggle_features': return feature_table_of(FeatureTrainConfig(**cfg), paths, progress=False)[0]
-    if cfg.get('images_path'): raise BadInputError('it was trained on spectrogram images, which have no features to compare with; give --reference', model_file)
-    from genre_classification.train import TrainConfig
-    from genre_classification.training_data import dataset_root
-    root, _, _ = dataset_root(TrainConfig(**cfg), paths, progress=False)
-    return dataset_feature_table(str(root), paths, progress=False)[0]
+    if not meta.get('config'): raise BadInputError('its metadata does not say what it was trained on; give the reference feature table (--reference)', model_file)
+    family = family_of(meta['model'], model_file)
+    try: return family.reference(family.settings(**meta['config']), paths)
+    except BadInputError as e: raise BadInputError(e.reason, e.path or model_file) from None
 
 # %% ../nbs/08_monitor.ipynb #e64711c4
 @dataclass
@@ -71,11 +69,13 @@ class DriftResult:
         cols = f": {', '.join(self.drifted_columns[:6])}{' …' if len(self.drifted_columns) > 6 else ''}" if self.drifted_columns else ''
         return f'{what}: {self.drifted_share:.0%} of {self.kind} columns drifted ({self.n_current} rows against the reference){cols}'
 
+DRIFT_COLUMNS = {'features': KAGGLE_FEATURES, 'predictions': ['label']}     # what each kind of batch is compared on
+
 def check_drift(reference: pd.DataFrame, current: pd.DataFrame, kind: str, output_dir, drift_share: float = 0.5) -> DriftResult:
     "Run evidently's data-drift preset on `current` against `reference`; save HTML and JSON reports in `output_dir`."
     from evidently import Report
     from evidently.presets import DataDriftPreset
-    columns = KAGGLE_FEATURES if kind == 'features' else ['label']
+    columns = DRIFT_COLUMNS[kind]
     if missing := [c for c in columns if c not in current]: raise BadInputError(f'the current batch lacks columns {missing[:5]}')
     if len(current) < 5: raise BadInputError(f'the current batch has {len(current)} rows; a drift test needs at least 5')
     output_dir = Path(output_dir); output_dir.mkdir(parents=True, exist_ok=True)
@@ -97,14 +97,21 @@ def _drifted(metric: dict) -> bool:
     return value < threshold if 'p_value' in method else value >= threshold
 
 # %% ../nbs/08_monitor.ipynb #42793a2d
-def monitor_cli(current: str,                       # a folder of audio, a feature CSV, or predictors' JSON/CSV output
-                reference: str = '',                # feature CSV of the training data (empty: --model's, else the real GTZAN table shipped)
-                model: str = '',                    # the model in use (model.pt or .onnx): compare with the data it was trained on
-                output_dir: str = 'runs/monitor',   # where the HTML and JSON reports go
-                drift_share: float = 0.5):          # share of drifted columns that counts as drift
+class MonitorConfig(Settings):
+    "What `pipeline monitor` compares, against what, and where it reports."
+    current: str = Field(min_length=1, description="a folder of audio, a feature CSV, or predictors' JSON/CSV output")
+    reference: str = Field('', description="feature CSV of the training data (empty: --model's, else the real GTZAN table shipped)")
+    model: str = Field('', description='the model in use (model.pt or .onnx): compare with the data it was trained on')
+    output_dir: str = Field('runs/monitor', min_length=1, description='where the HTML and JSON reports go')
+    drift_share: float = Field(0.5, ge=0, le=1, description='share of drifted columns that counts as drift')
+
+@options_from(MonitorConfig, positional={'current'})
+def monitor_cli(**settings) -> int:
     "Data drift of a new batch against the training reference; exit code 1 on drift."
-    ref = read_feature_table(reference) if reference else model_reference(model) if model else read_feature_table(packaged_feature_table())
-    table, kind = current_table(current, output_dir)
-    result = check_drift(ref, table, kind, output_dir, drift_share)
+    cfg = check_params(MonitorConfig, settings)
+    ref = (read_feature_table(cfg.reference) if cfg.reference else model_reference(cfg.model) if cfg.model else
+           read_feature_table(packaged_feature_table()))
+    table, kind = current_table(cfg.current, cfg.output_dir)
+    result = check_drift(ref, table, kind, cfg.output_dir, cfg.drift_share)
     print(result.verdict()); print(f'report: {result.html}')
     return 1 if result.drift else 0

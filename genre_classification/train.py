@@ -13,32 +13,38 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from pydantic import AliasChoices, Field, field_validator
+from pydantic_core import PydanticCustomError
 from torch import nn
 
 from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri,
                    TracksPerGenre, check_params, options_from, pick_device, resolve_path, seed_everything)
-from .models import MODEL_NAMES, MusicnnProbe, build_model, probe_head
+from .models import ARCHITECTURES, MODEL_NAMES, MusicnnProbe, model_from_meta, probe_head
+from .families import ModelFamily, family_of, known_models, register_family
+from .features import dataset_feature_table
 from .musicnn import load_musicnn
 from .training_data import (Dist, TensorBatches, TrackSet, WindowBatches, WindowSource, audio_trackset, image_trackset,
-                            init_distributed, probe_trackset)
+                            dataset_root, init_distributed, probe_trackset)
 from .metrics import Evaluation, evaluate, evaluate_probe
 from .learner import (LOSSES, Learner, TrainHook, balanced_class_weights, class_weighted, fit, make_optimizer, make_schedule,
                                           scaled_lr)
-from .hooks import (BF16, Augment, ChannelsLast, Checkpointing, EachEpoch, MlflowLogging, ModelFile, PrintEpochs, ProgressBar,
-                    RecalibrateBatchNorm, Resume, TrainReports, step_settings)
+from .hooks.augment import Augment
+from .hooks.batchnorm import RecalibrateBatchNorm
+from .hooks.mlflow import MlflowLogging
+from .hooks.progress import EachEpoch, PrintEpochs, ProgressBar, TrainReports
+from .hooks.step import BF16, ChannelsLast, step_settings
+from .hooks.tracker import Checkpointing, ModelFile, Resume
 from .tracking import git_commit
 
 # %% auto #0
-__all__ = ['PROBE_MODEL', 'PROBE_HIDDEN', 'PROBE_DROPOUT', 'TrainConfig', 'TrainResult', 'TrainRun', 'run_dir_of', 'run_loss',
-           'prepare_training', 'probe_model', 'prepare_probe', 'run_hooks', 'train', 'train_using_original_audios_cli',
+__all__ = ['PROBE_HIDDEN', 'PROBE_DROPOUT', 'CNN', 'PROBE', 'TrainConfig', 'TrainResult', 'TrainRun', 'run_dir_of', 'run_loss',
+           'prepare_training', 'probe_model', 'prepare_probe', 'run_hooks', 'train', 'evaluate_cnn',
+           'evaluate_probe_model', 'on_audio', 'audio_reference', 'train_using_original_audios_cli',
            'train_using_image_features_cli']
 
 # %% ../nbs/03_train.ipynb #69853231
-PROBE_MODEL = 'musicnn_probe'
-
 class TrainConfig(Settings):
     "Every setting of a training run, validated."
-    model: Literal[(*MODEL_NAMES, PROBE_MODEL)] = Field('resnet18', description="network architecture; musicnn_probe: a head on pretrained musicnn embeddings")
+    model: str = Field('resnet18', description="network: small_cnn or a torchvision model on log-mels, musicnn_probe (a head on pretrained musicnn embeddings), or a registered family's")
     criterion: Literal['cross_entropy', 'label_smoothing', 'kldiv', 'focal'] = Field('cross_entropy', description='loss function')
     class_weighted: bool = Field(False, description='weight each label by the inverse of its share of the training tracks (for imbalanced labels)')
     optimizer: Literal['sgd', 'adam', 'adamw', 'rmsprop'] = Field('adamw', description='optimiser (sdg is read as sgd)')
@@ -67,6 +73,14 @@ class TrainConfig(Settings):
     reports_dir: str = Field('', description='write train.json (metrics) and learning_curve.csv there, e.g. for DVC; empty = none')
     default_tracks_per_genre: TracksPerGenre = 40
     default_clip_seconds: ClipSeconds = 10.0
+
+    @field_validator('model')
+    @classmethod
+    def _a_model_train_trains(cls, v):
+        "A model whose family trains with these settings (in this notebook, before the families register below: any architecture)."
+        allowed = known_models(cls) or list(ARCHITECTURES)
+        if v not in allowed: raise PydanticCustomError('model', 'Input should be one of {allowed}', {'allowed': ', '.join(map(repr, allowed))})
+        return v
 
     @field_validator('optimizer', mode='before')
     @classmethod
@@ -145,8 +159,7 @@ def prepare_training(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | Non
     step = step_settings(cfg.model, device, cfg.batch_size, cfg.precision, cfg.memory_format, n_classes=len(data.classes),
                          input_shape=(1, data.audio.n_mels, data.audio.segment_frames) if d.world == 1 else None,
                          say=print if progress and d.main else lambda _: None)
-    net = build_model(cfg.model, len(data.classes), pretrained=cfg.pretrained).to(device)
-    if step.channels_last: net = net.to(memory_format=torch.channels_last)
+    net = model_from_meta(_meta(cfg, data, None), pretrained=cfg.pretrained).to(device)
     model = nn.parallel.DistributedDataParallel(net) if d.world > 1 else net
     windows = WindowBatches(WindowSource(data, train_rows, device), data.tracks.frames.values[train_rows].tolist(), cfg.segments_per_track,
                             cfg.seed, cfg.batch_size, len(data.classes), d)
@@ -201,20 +214,49 @@ def run_hooks(cfg: TrainConfig, paths: ProjectPaths, run: TrainRun, progress: bo
             'mlflow.source.git.commit': commit.removesuffix('+dirty'), 'run_dir': str(run.run_dir), **(tags or {})}
     model_file = run.run_dir / 'model.pt'
     mlflow = MlflowLogging(cfg, paths, tags, {**cfg.model_dump(), **run.params}, run.data.classes, model_file, run.run_dir.name)
-    return [*([Resume(run.run_dir)] if cfg.resume else []), *([PrintEpochs(unit='patch' if cfg.model == PROBE_MODEL else 'window')] if progress else []),
+    return [*([Resume(run.run_dir)] if cfg.resume else []), *([PrintEpochs(unit=family_of(cfg.model).unit)] if progress else []),
             *([mlflow] if log_to_mlflow and run.learn.d.main else []), Checkpointing(run.run_dir, run.meta),
             ModelFile(model_file, run.meta, run.final_state), *([TrainReports(resolve_path(cfg.reports_dir, paths))] if cfg.reports_dir else [])]
 
 def train(cfg: TrainConfig, paths: ProjectPaths | None = None, data: TrackSet | None = None, progress: bool = True,
           log_to_mlflow: bool = True, on_epoch: Callable[[int, dict], None] | None = None, tags: dict | None = None,
           hooks: Iterable[TrainHook] = ()) -> TrainResult:
-    "Train `cfg.model` as `cfg` says (a CNN, or the musicnn probe); checkpoints, MLflow logging, a test evaluation, and your own `hooks`."
+    "Train `cfg.model` as `cfg` says, through its family's run (a CNN, the musicnn probe, or a family of yours); checkpoints, MLflow logging, a test evaluation, and your own `hooks`."
     paths = paths or ProjectPaths()
-    run = (prepare_probe if cfg.model == PROBE_MODEL else prepare_training)(cfg, paths, data, progress)
+    run = family_of(cfg.model).prepare(cfg, paths, data, progress)
     learn = run.learn
     learn.hooks = [*run_hooks(cfg, paths, run, progress, log_to_mlflow, tags), *run.hooks, *hooks, *([EachEpoch(on_epoch)] if on_epoch else [])]
     test = fit(learn)
     return TrainResult(pd.DataFrame(learn.history), test, run.data.classes, run.run_dir / 'model.pt', run.run_dir, learn.run_id, cfg)
+
+# %% ../nbs/03_train.ipynb #39bd6d15
+def _scored_tracks(data: TrackSet, classes: list[str], split: str, data_dir: str) -> TrackSet:
+    "`data`, after checking that it has the model's labels and tracks in `split`."
+    if data.classes != classes: raise BadInputError(f'the data has the labels {data.classes}, the model knows {classes}', data_dir or None)
+    if not len(data.indices(split)): raise BadInputError(f"the split has no '{split}' tracks", data_dir or None)
+    return data
+
+def evaluate_cnn(model: nn.Module, cfg: TrainConfig, classes: list[str], split: str, paths: ProjectPaths) -> Evaluation:
+    "A trained CNN's `Evaluation` on `split` of the log-mels (or images) `cfg` names."
+    data = image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress=False)
+    return evaluate(model, _scored_tracks(data, classes, split, cfg.data_dir), split)
+
+def evaluate_probe_model(model: MusicnnProbe, cfg: TrainConfig, classes: list[str], split: str, paths: ProjectPaths) -> Evaluation:
+    "A trained probe's `Evaluation` on `split` of the tracks `cfg` names: its head on their cached musicnn embeddings."
+    return evaluate_probe(model.head, _scored_tracks(probe_trackset(cfg, paths, progress=False), classes, split, cfg.data_dir), split)
+
+def on_audio(cfg: TrainConfig, data_dir: str) -> TrainConfig:
+    "`cfg`, reading the labelled audio in `data_dir` instead."
+    return cfg.model_copy(update={'data_dir': data_dir, 'images_path': ''})
+
+def audio_reference(cfg: TrainConfig, paths: ProjectPaths) -> pd.DataFrame:
+    "The Kaggle features of the audio `cfg` trains on (spectrogram images have none: a one-line error)."
+    if cfg.images_path: raise BadInputError('it was trained on spectrogram images, which have no features to compare with; give --reference')
+    return dataset_feature_table(str(dataset_root(cfg, paths, progress=False)[0]), paths, progress=False)[0]
+
+CNN = register_family(ModelFamily('cnn', tuple(MODEL_NAMES), TrainConfig, train, evaluate_cnn, on_audio, audio_reference, prepare_training))
+PROBE = register_family(ModelFamily('musicnn_probe', ('musicnn_probe',), TrainConfig, train, evaluate_probe_model, on_audio, audio_reference,
+                                    prepare_probe, unit='patch'))
 
 # %% ../nbs/03_train.ipynb #916e7d56
 def _report(result: TrainResult) -> None:

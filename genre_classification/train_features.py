@@ -4,7 +4,6 @@
 
 # %% ../nbs/03a_train_features.ipynb #2ecd9630
 from __future__ import annotations
-from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path
 
@@ -16,19 +15,22 @@ from pydantic import Field, model_validator
 
 from .core import (BadInputError, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri, check_params,
                                        fingerprint, options_from, resolve_path, sha1_file)
-from .data import find_dataset, labels_in, packaged_feature_table
-from .features import KAGGLE_FEATURES, extract_features, read_feature_table
+from .data import labels_in, packaged_feature_table
+from .features import KAGGLE_FEATURES, dataset_feature_table, read_feature_table
 from .models import FeatureEnsemble, FeatureMLP
+from .families import ModelFamily, register_family
 from .tracking import git_commit
 from .training_data import TensorBatches, split_feature_table
 from .metrics import Evaluation, classification_metrics
-from .learner import Learner, TrainHook, balanced_class_weights, fit
-from .hooks import MlflowLogging, ModelFile
+from .learner import LOSSES, Learner, TrainHook, balanced_class_weights, class_weighted, fit, make_optimizer, make_schedule
+from .train import TrainResult
+from .hooks.mlflow import MlflowLogging
+from .hooks.tracker import ModelFile
 
 # %% auto #0
-__all__ = ['FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix', 'baseline_models', 'compare_with_baselines',
-           'FeatureResult', 'dataset_feature_table', 'feature_table_of', 'train_feature_model',
-           'train_using_audio_features_cli']
+__all__ = ['FEATURE_LOSS', 'FEATURE_PCT_START', 'FEATURE_MLP', 'FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix',
+           'baseline_models', 'compare_with_baselines', 'feature_table_of', 'train_feature_model', 'on_table_or_audio',
+           'evaluate_feature_model', 'train_using_audio_features_cli']
 
 # %% ../nbs/03a_train_features.ipynb #d62db70b
 class FeatureTrainConfig(Settings):
@@ -59,28 +61,28 @@ class FeatureTrainConfig(Settings):
         return 'fault_filtered' if self.split == 'auto' and not (self.features_csv or self.data_dir) else self.split
 
 # %% ../nbs/03a_train_features.ipynb #58f4685d
-def _smoothed_cross_entropy(weights: torch.Tensor | None) -> Callable:
-    "Cross-entropy with label smoothing (0.1) on class indices; `weights`: each class's weight (None: all 1)."
-    return lambda logits, target: F.cross_entropy(logits, target, weight=weights, label_smoothing=0.1)
+FEATURE_LOSS, FEATURE_PCT_START = 'label_smoothing', 0.3      # one-cycle's warm-up share: torch's default, which the route was tuned with
 
 def fit_feature_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, cfg: FeatureTrainConfig, hooks: list[TrainHook] = (),
-                    score_test: Callable[[], Evaluation] | None = None, ensemble: FeatureEnsemble | None = None) -> FeatureEnsemble:
-    "An ensemble (`ensemble`, filled) of `cfg.ensemble` FeatureMLPs trained on rows `X` (raw Kaggle features) with labels `y`, each by `fit` with `hooks`."
+                    score_test: Callable[[], Evaluation] | None = None, ensemble: FeatureEnsemble | None = None,
+                    history: list[dict] | None = None) -> FeatureEnsemble:
+    "An ensemble (`ensemble`, filled) of `cfg.ensemble` FeatureMLPs trained on rows `X` (raw Kaggle features) with labels `y`, each by `fit` with `hooks`; each epoch's row added to `history`, with its member."
     threads = torch.get_num_threads(); torch.set_num_threads(1)
     try:
-        x, target = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+        x, target = torch.as_tensor(X, dtype=torch.float32), F.one_hot(torch.as_tensor(y, dtype=torch.long), n_classes).float()
         ensemble = FeatureEnsemble([]) if ensemble is None else ensemble
-        loss = _smoothed_cross_entropy(balanced_class_weights(y, n_classes) if cfg.class_weighted else None)
+        loss = class_weighted(LOSSES[FEATURE_LOSS], balanced_class_weights(y, n_classes)) if cfg.class_weighted else LOSSES[FEATURE_LOSS]
         for k in range(cfg.ensemble):
             torch.manual_seed(cfg.seed * 1000 + k)             # each member's weights and dropout come from a seed of its own
             mlp = FeatureMLP(x.shape[1], n_classes, cfg.hidden, cfg.dropout).set_normalisation(x)
             ensemble.members.append(mlp)
             rows = TensorBatches(x, target, cfg.batch_size, cfg.seed * 1000 + k)
-            opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * len(rows))
+            opt = make_optimizer('adamw', mlp.parameters(), cfg.lr, cfg.weight_decay)
+            sched = make_schedule('onecycle', opt, cfg.lr, cfg.epochs * len(rows), pct_start=FEATURE_PCT_START)
             last = k == cfg.ensemble - 1    # the ensemble is scored (and its model file written) after its last member's epochs
-            fit(Learner(mlp, opt, sched, loss, rows, cfg.epochs, hooks=list(hooks), name=f'member{k}_',
-                        score_test=score_test if last else None))
+            learn = Learner(mlp, opt, sched, loss, rows, cfg.epochs, hooks=list(hooks), name=f'member{k}_', score_test=score_test if last else None)
+            fit(learn)
+            if history is not None: history += [{'member': k, **row} for row in learn.history]
             mlp.eval()
         return ensemble.eval()
     finally: torch.set_num_threads(threads)
@@ -115,41 +117,20 @@ def compare_with_baselines(table: pd.DataFrame, cfg: FeatureTrainConfig = Featur
     classes = labels_in(table.label)
     X, y = feature_matrix(table, classes)
     models = {'MLP (ours)': None, **baseline_models(cfg.seed)}
-    def fit_predict(name, fit, score):
-        if models[name] is None: return _mlp_predict(X[fit], y[fit], X[score], len(classes), cfg)
-        return clone(models[name]).fit(X[fit], y[fit]).predict(X[score])
+    def fit_predict(name, train_rows, test_rows):
+        if models[name] is None: return _mlp_predict(X[train_rows], y[train_rows], X[test_rows], len(classes), cfg)
+        return clone(models[name]).fit(X[train_rows], y[train_rows]).predict(X[test_rows])
     cv = {name: [] for name in models}
-    for fit, score in StratifiedKFold(folds, shuffle=True, random_state=cfg.seed).split(X, y):
-        for name in models: cv[name].append(float((fit_predict(name, fit, score) == y[score]).mean()))
+    for train_rows, test_rows in StratifiedKFold(folds, shuffle=True, random_state=cfg.seed).split(X, y):
+        for name in models: cv[name].append(float((fit_predict(name, train_rows, test_rows) == y[test_rows]).mean()))
     side = split_feature_table(table, 'fault_filtered')
-    fit, score = np.flatnonzero(np.isin(side, ['train', 'valid'])), np.flatnonzero(side == 'test')
-    ff = {name: float((fit_predict(name, fit, score) == y[score]).mean()) for name in models}
+    train_rows, test_rows = np.flatnonzero(np.isin(side, ['train', 'valid'])), np.flatnonzero(side == 'test')
+    ff = {name: float((fit_predict(name, train_rows, test_rows) == y[test_rows]).mean()) for name in models}
     return pd.DataFrame({f'{folds}-fold CV accuracy': {n: np.mean(v) for n, v in cv.items()},
                          'CV std': {n: np.std(v) for n, v in cv.items()},
                          'fault-filtered test accuracy': ff}).rename_axis('model')
 
 # %% ../nbs/03a_train_features.ipynb #e3089c66
-@dataclass
-class FeatureResult:
-    "What training the feature model leaves: its test metrics, model file and MLflow run."
-    metrics: dict[str, float]
-    test_labels: np.ndarray
-    test_pred: np.ndarray
-    classes: list[str]
-    model_file: Path
-    run_id: str | None
-
-def dataset_feature_table(data_dir: str, paths: ProjectPaths, progress: bool = True) -> tuple[pd.DataFrame, Path]:
-    "The Kaggle features of every track of the labelled dataset in `data_dir` (any layout `find_dataset` reads), with its ids, labels and split; and the cache file."
-    tracks = find_dataset(resolve_path(data_dir, paths))
-    stats = (f'{p}:{s.st_size}:{s.st_mtime_ns}' for p, s in ((p, Path(p).stat()) for p in tracks.path))
-    cache = paths.cache / 'features' / f'{fingerprint(stats)}.csv'      # a new file whenever any track changes
-    table = extract_features(tracks, cache, progress=progress)          # resumes an interrupted extraction
-    by_path = tracks.set_index('path')
-    table = table.assign(track_id=table.source.map(by_path.track_id), label=table.source.map(by_path.genre))
-    if 'split' in tracks: table['split'] = table.source.map(by_path.split)
-    return table, cache
-
 def _feature_table_source(cfg: FeatureTrainConfig, paths: ProjectPaths):
     "The table `cfg.features_csv` names: a path (relative = under the project), a URL as it is, or (empty) the packaged GTZAN table."
     if not cfg.features_csv: return packaged_feature_table()
@@ -165,16 +146,16 @@ def feature_table_of(cfg: FeatureTrainConfig, paths: ProjectPaths, progress: boo
     return read_feature_table(source), fingerprint([sha1_file(source)]) if Path(str(source)).exists() else '', what
 
 def _test_evaluation(ensemble: FeatureEnsemble, table: pd.DataFrame, X: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:
-    "The ensemble's `Evaluation` on the rows `X` (labels `y`) of `table`: a row is a track, so its windows are its track."
+    "The ensemble's `Evaluation` on the rows `X` (labels `y`) of `table`: a row is a track, and its one window."
     with torch.no_grad(): probs = torch.softmax(ensemble.eval()(torch.as_tensor(X)), 1).numpy()
     ev = Evaluation(table.track_id.tolist(), y, probs, y, probs)
-    ev.metrics = {f'track_{k}': v for k, v in classification_metrics(y, probs.argmax(1), n_classes).items()}
+    ev.metrics = {f'{level}_{k}': v for level in ('segment', 'track') for k, v in classification_metrics(y, probs.argmax(1), n_classes).items()}
     return ev
 
 def _test_metrics(test: Evaluation) -> dict[str, float]: return {f'test_{k}': v for k, v in test.metrics.items()}
 
-def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True) -> FeatureResult:
-    "Fit the feature MLP on a Kaggle-format table's train+valid tracks, score its test tracks, save and log it."
+def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True) -> TrainResult:
+    "Fit the feature MLP on a Kaggle-format table's train+valid tracks, score its test tracks, save and log it; what it left, as every route's `TrainResult`."
     paths = paths or ProjectPaths()
     table, table_fingerprint, trained_on = feature_table_of(cfg, paths)
     classes = labels_in(table.label)
@@ -193,9 +174,27 @@ def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = No
     logging = MlflowLogging(cfg, paths, {'dataset': trained_on, 'git_commit': git_commit(paths.root)},
                             {'model': 'feature_mlp', **{k: str(v) for k, v in cfg.model_dump().items()}}, classes, model_file, model_file.parent.name)
     hooks = [*([logging] if log_to_mlflow else []), ModelFile(model_file, file_meta, lambda learn: ensemble.state_dict())]
-    fit_feature_mlp(X[fit_rows], y[fit_rows], len(classes), cfg, hooks, score, ensemble)
-    test = score()
-    return FeatureResult(_test_metrics(test), y[test_rows], test.track_probs.argmax(1), classes, model_file, logging.run_id)
+    fit_feature_mlp(X[fit_rows], y[fit_rows], len(classes), cfg, hooks, score, ensemble, history := [])
+    return TrainResult(pd.DataFrame(history), score(), classes, model_file, model_file.parent, logging.run_id, cfg)
+
+# %% ../nbs/03a_train_features.ipynb #18620efa
+def _is_feature_table(path: str) -> bool:
+    "Whether `path` is a Kaggle-format feature table (a CSV with the feature columns), not a dataset of audio."
+    return str(path).endswith('.csv') and (path.startswith(('s3://', 'http')) or 'mfcc1_mean' in pd.read_csv(path, nrows=0).columns)
+
+def on_table_or_audio(cfg: FeatureTrainConfig, data_dir: str) -> FeatureTrainConfig:
+    "`cfg`, reading `data_dir` instead: a Kaggle-format feature table, or labelled audio whose features are extracted."
+    return cfg.model_copy(update={'features_csv': data_dir, 'data_dir': ''} if _is_feature_table(data_dir) else {'features_csv': '', 'data_dir': data_dir})
+
+def evaluate_feature_model(model: FeatureEnsemble, cfg: FeatureTrainConfig, classes: list[str], split: str, paths: ProjectPaths) -> Evaluation:
+    "A trained feature model's `Evaluation` on `split` of the feature table `cfg` names (a row is a track, and its one window)."
+    table = feature_table_of(cfg, paths, progress=False)[0]
+    table = table[split_feature_table(table, cfg.split_method(), cfg.seed) == split]
+    if table.empty: raise BadInputError(f"the split has no '{split}' tracks", cfg.data_dir or cfg.features_csv or None)
+    return _test_evaluation(model, table, *feature_matrix(table, classes), len(classes))
+
+FEATURE_MLP = register_family(ModelFamily('feature_mlp', ('feature_mlp',), FeatureTrainConfig, train_feature_model, evaluate_feature_model,
+                                          on_table_or_audio, lambda cfg, paths: feature_table_of(cfg, paths, progress=False)[0], unit='row'))
 
 # %% ../nbs/03a_train_features.ipynb #666112f3
 @options_from(FeatureTrainConfig, exclude={'hidden'})
@@ -205,6 +204,6 @@ def train_using_audio_features_cli(
     "Train the MLP on the 57 Kaggle features of a feature table (by default the real GTZAN table) or of your own labelled audio (`--data_dir`)."
     cfg = check_params(FeatureTrainConfig, settings)
     result = train_feature_model(cfg)
-    print(f"test accuracy {result.metrics['test_track_accuracy']:.3f}, macro-F1 {result.metrics['test_track_macro_f1']:.3f} "
+    print(f"test accuracy {result.test.metrics['track_accuracy']:.3f}, macro-F1 {result.test.metrics['track_macro_f1']:.3f} "
           f"({cfg.split_method()} split)\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
     if compare: print(compare_with_baselines(feature_table_of(cfg, ProjectPaths(), progress=False)[0], cfg).round(3).to_string())

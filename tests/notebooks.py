@@ -46,12 +46,12 @@ def notebooks() -> list[Path]:
 
 
 def fingerprint(nb_path: Path) -> str:
-    "What a notebook's outputs depend on: its code cells and every module of the package (the generated index aside)."
+    "What a notebook's outputs depend on: its code cells and every file of the package (the generated index aside)."
     h = hashlib.sha256()
     for cell in json.loads(nb_path.read_text())['cells']:
         if cell['cell_type'] == 'code': h.update(''.join(cell['source']).encode() + b'\0')
-    for module in sorted(PACKAGE.rglob('*.py')):                  # subpackages (synth/) too
-        if module.name != '_modidx.py' and '__pycache__' not in module.parts:
+    for module in sorted(f for f in PACKAGE.rglob('*') if f.is_file()):     # subpackages (synth/, hooks/) and data files (resources/) too
+        if module.name != '_modidx.py' and '__pycache__' not in module.parts and module.suffix != '.pyc':
             h.update(module.relative_to(PACKAGE).as_posix().encode() + b'\0' + module.read_bytes())
     return h.hexdigest()[:16]
 

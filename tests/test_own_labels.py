@@ -70,6 +70,11 @@ def test_the_probe_route_through_pipeline_with_class_weights(collection, work):
     files = sorted(collection.rglob('*.wav'))
     answers = predict_json(onnx, files, work)
     assert all(a['genre'] in OURS for a in answers)
+    # evaluated as its family says: its head on the musicnn embeddings of the held-out tracks (log-mels once crashed it)
+    report = run([BIN / 'pipeline', 'evaluate', '--model_file', work / 'ck-probe', '--data_dir', collection], work).stdout
+    assert 'musicnn_probe' in report and all(label in report for label in OURS) and 'track_accuracy' in report, report
+    drift = run([BIN / 'pipeline', 'monitor', collection / 'lofi', '--model', onnx, '--output_dir', work / 'monitor-probe'], work, check=False)
+    assert drift.returncode in (0, 1) and '5 rows against the reference' in drift.stdout, drift.stderr[-2000:]
     # a few tracks per label are enough for the probe: it tells the three styles apart (chance: 1 in 3)
     right = [a['genre'] == Path(a['path']).relative_to(collection).parts[0] for a in answers]
     assert sum(right) >= 0.7 * len(files), answers
@@ -136,7 +141,7 @@ def test_fma_trains_on_its_own_genres_and_split(tmp_path):
     from genre_classification.train_features import FeatureTrainConfig, train_feature_model
     result = train_feature_model(FeatureTrainConfig(data_dir=str(fma / 'fma_small'), epochs=10, ensemble=1, checkpoints_path=str(tmp_path / 'ck')),
                                  ProjectPaths(root=tmp_path), log_to_mlflow=False)
-    assert result.classes == ['Electronic', 'Folk', 'Hip-Hop'] and len(result.test_labels) == 3      # FMA's test tracks, one a genre
+    assert result.classes == ['Electronic', 'Folk', 'Hip-Hop'] and len(result.test.track_labels) == 3      # FMA's test tracks, one a genre
 
 
 def test_a_hugging_face_audiofolder_with_metadata_csv(tmp_path, work):
