@@ -7,7 +7,8 @@ import argparse, sys, tempfile, time
 from pathlib import Path
 
 from common import table
-from genre_classification.core import AudioConfig, default_workers
+from genre_classification.core import AudioConfig
+from genre_classification.parallel import default_workers
 from genre_classification.data import find_tracks
 from genre_classification.features import build_log_mel_cache, extract_features
 from genre_classification.datasets import make_default_dataset

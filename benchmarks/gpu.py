@@ -13,7 +13,8 @@ import torch
 from common import table
 from data_steps import scaling_rows
 from main_job import main_job_phases, print_phases
-from genre_classification.core import ProjectPaths, default_workers, pick_device
+from genre_classification.core import ProjectPaths, pick_device
+from genre_classification.parallel import default_workers
 from genre_classification.models import MODEL_NAMES
 from genre_classification.hooks.step import (STEP_CHOICES, fastest_setting, machine_name, step_settings, table_step_settings,
                                              time_step_settings)

@@ -12,7 +12,8 @@ import numpy as np
 
 from pydantic import Field
 
-from .core import AudioConfig, BadInputError, ProjectPaths, Settings, check_params, options_from, resolve_path
+from .core import AudioConfig, BadInputError, ProjectPaths, Settings, check_params, resolve_path
+from .command_line import options_from
 from .data import stream_audio
 from .predict import default_model_file, explanation_lines, open_predictor
 from .predictor import file_answer

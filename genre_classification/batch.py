@@ -13,8 +13,9 @@ from typing import Annotated, Callable, Iterable, Literal
 import pandas as pd
 from pydantic import Field
 
-from .core import (BadInputError, ProjectPaths, Settings, atomic_write, check_params, default_workers, options_from,
-                                       resolve_path)
+from .core import BadInputError, ProjectPaths, Settings, atomic_write, check_params, resolve_path
+from .parallel import default_workers
+from .command_line import options_from
 from .data import AUDIO_EXTENSIONS, warn_unreadable
 from .predict import FilePrediction, PredictConfig, audio_files, default_model_file, open_predictor, predict_file
 

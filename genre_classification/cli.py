@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from .core import BadInputError, Command, ProjectPaths, Settings, check_params, options_from, resolve_path, run_command
+from .core import BadInputError, ProjectPaths, Settings, check_params, resolve_path
+from .command_line import Command, options_from, run_command
 
 # %% auto #0
 __all__ = ['COMMANDS', 'pipeline', 'PARAMS_HEADER', 'pipeline_cli', 'params_yaml', 'WriteParamsConfig', 'write_params_cli']

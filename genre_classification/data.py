@@ -14,7 +14,8 @@ import pandas as pd
 import soundfile as sf
 import soxr
 
-from .core import GENRES, BadInputError, map_in_processes
+from .core import GENRES, BadInputError
+from .parallel import map_in_processes
 
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'LIBROSA_GUFUNC_MODULES', 'SPLIT_NAMES', 'PATH_COLUMNS', 'LABEL_COLUMNS',

@@ -12,7 +12,9 @@ import soundfile as sf
 from pydantic import Field
 
 from .core import (GENRES, BadInputError, ClipSeconds, ProjectPaths, Seed, Settings, TracksPerGenre,
-    atomic_write, check_params, map_in_processes, options_from)
+                                       atomic_write, check_params)
+from .parallel import map_in_processes
+from .command_line import options_from
 from .data import find_tracks, flat_name
 from .synth.genres import synth_track
 

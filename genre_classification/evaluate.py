@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, options_from, write_report
+from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
+from .command_line import options_from
 from .core import Experiment, TrackingUri, resolve_path
 from .metrics import Evaluation, plot_confusion_matrix
 from .families import family_of

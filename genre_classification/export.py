@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from .core import ProjectPaths, Settings, check_params, options_from, resolve_path, write_report
+from .core import ProjectPaths, Settings, check_params, resolve_path, write_report
+from .command_line import options_from
 from .input_kinds import input_kind
 from .onnx_files import load_onnx, write_onnx
 

@@ -16,7 +16,9 @@ from PIL import Image
 from pydantic import Field
 
 from .core import (AudioConfig, BadInputError, ProjectPaths, Settings, Workers, atomic_write, check_params,
-                                       fingerprint, map_in_processes, options_from, resolve_path, sha1_file)
+                                       fingerprint, resolve_path, sha1_file)
+from .parallel import map_in_processes
+from .command_line import options_from
 from .data import SAMPLE_RATE, find_dataset, flat_name, load_audio, track_id_of, warn_unreadable
 from .data import import_librosa
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 from pydantic import Field
 
-from .core import BadInputError, Settings, check_params, options_from
+from .core import BadInputError, Settings, check_params
+from .command_line import options_from
 from .features import KAGGLE_FEATURES, extract_features, read_feature_table
 from .data import find_tracks, packaged_feature_table
 

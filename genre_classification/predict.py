@@ -12,8 +12,9 @@ from typing import Iterable, Literal
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from .core import (BadInputError, Command, ProjectPaths, Settings, Workers, check_params, default_workers, map_in_processes,
-                                       options_from, resolve_path, user_cache)
+from .core import BadInputError, ProjectPaths, Settings, Workers, check_params, resolve_path, user_cache
+from .parallel import default_workers, map_in_processes
+from .command_line import Command, options_from
 from .data import AUDIO_EXTENSIONS
 from .predictor import FilePrediction, GenrePredictor, Predictor, predict_file
 from .real_music import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TagFeaturePredictor, make_real_music_model

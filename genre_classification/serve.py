@@ -15,8 +15,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from pydantic import Field
 
-from .core import (BadInputError, ProjectPaths, Settings, TrackingUri, check_params, options_from,
-                                       resolve_path)
+from .core import BadInputError, ProjectPaths, Settings, TrackingUri, check_params, resolve_path
+from .command_line import options_from
 from .predict import open_predictor
 from .predictor import predict_file
 from .real_music import DEFAULT_MODEL_NAME

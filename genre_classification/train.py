@@ -16,8 +16,10 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_core import PydanticCustomError
 from torch import nn
 
-from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri,
-                   TracksPerGenre, check_params, options_from, pick_device, resolve_path, seed_everything)
+from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, ProjectPaths, Seed, Settings,
+                                       Split, TrackingUri, TracksPerGenre, check_params, pick_device, resolve_path,
+                                       seed_everything)
+from .command_line import options_from
 from .models import ARCHITECTURES, MODEL_NAMES, MusicnnProbe, model_from_meta, probe_head
 from .families import ModelFamily, family_of, known_models, register_family
 from .features import dataset_feature_table

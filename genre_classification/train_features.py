@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from .core import (BadInputError, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri, check_params,
-                                       fingerprint, options_from, resolve_path, sha1_file)
+                                       fingerprint, resolve_path, sha1_file)
+from .command_line import options_from
 from .data import labels_in, packaged_feature_table
 from .features import KAGGLE_FEATURES, dataset_feature_table, read_feature_table
 from .models import FeatureEnsemble, FeatureMLP

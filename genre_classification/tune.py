@@ -13,7 +13,8 @@ import optuna
 from optuna.trial import TrialState
 from pydantic import AliasChoices, Field, field_validator
 
-from .core import BadInputError, Command, ProjectPaths, Settings, check_params, options_from
+from .core import BadInputError, ProjectPaths, Settings, check_params
+from .command_line import Command, options_from
 from .core import ClipSeconds, Device, TrackingUri, TracksPerGenre, resolve_path
 from .tracking import set_experiment, tracking_uri
 from .train import TrainConfig, train

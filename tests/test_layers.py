@@ -50,7 +50,7 @@ def named_modules(module: Path) -> set[str]:
 # Modules named to be imported by name later that come after the module naming them, on purpose; the import graph leaves them out.
 UPWARD_BY_NAME = {
     ('cli', 'app'), ('cli', 'serve'),                  # `pipeline app` and `pipeline serve` (09_cli) dispatch to 10_app and 11_serve
-    ('core', 'synth.genres'), ('core', 'features'),    # map_in_processes's fork server imports them first (core.WORKER_MODULES)
+    ('parallel', 'synth.genres'), ('parallel', 'features'),    # map_in_processes's fork server imports them first (parallel.WORKER_MODULES)
 }
 
 

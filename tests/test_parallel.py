@@ -14,7 +14,7 @@ import os, sys
 sys.path.insert(0, {here!r})
 print('script runs', flush=True)
 import numpy, probe
-from genre_classification.core import map_in_processes
+from genre_classification.parallel import map_in_processes
 if __name__ == '__main__':
     for _, result, error in map_in_processes(probe.threads, range(6), n_workers=2, progress=False):
         print('worker', *result, error, flush=True)
