@@ -20,15 +20,16 @@ from .predictor import FilePrediction, GenrePredictor, Predictor, predict_file
 from .real_music import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TagFeaturePredictor, make_real_music_model
 
 # %% auto #0
-__all__ = ['predictors', 'open_predictor', 'audio_files', 'predict_paths', 'explanation_lines', 'format_results',
-           'make_feature_model', 'default_model_file', 'RealMusicModelConfig', 'build_real_music_model_cli',
-           'PredictConfig', 'check_inputs', 'predictors_cli']
+__all__ = ['PREDICTOR_FILES', 'predictors', 'open_predictor', 'audio_files', 'predict_paths', 'explanation_lines',
+           'format_results', 'make_feature_model', 'default_model_file', 'RealMusicModelConfig',
+           'build_real_music_model_cli', 'PredictConfig', 'check_inputs', 'predictors_cli']
 
 # %% ../nbs/06_predict.ipynb #b71bb4d1
+PREDICTOR_FILES = {'.json': TagFeaturePredictor}     # model files that are more than one network: the real-music manifest
+
 def open_predictor(model_file, batch_size: int = 32, threads: int = 0) -> GenrePredictor:
     "The predictor for `model_file`: a real-music model (`.json`), an ONNX model or a training model file; `threads` per ONNX session (0: one per core)."
-    if Path(model_file).suffix == '.json': return TagFeaturePredictor(model_file, batch_size, threads)
-    return Predictor(model_file, batch_size, threads)
+    return PREDICTOR_FILES.get(Path(model_file).suffix, Predictor)(model_file, batch_size, threads)
 
 # %% ../nbs/06_predict.ipynb #0bf360b3
 def audio_files(paths: Iterable) -> list[Path]:

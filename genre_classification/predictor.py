@@ -16,8 +16,8 @@ from .input_kinds import audio_of, input_kind
 from .onnx_files import load_onnx
 
 # %% auto #0
-__all__ = ['Explanation', 'WindowPredictions', 'GenrePredictor', 'run_batched', 'count_samples', 'Predictor', 'FilePrediction',
-           'file_answer', 'predict_file']
+__all__ = ['MODEL_RUNNERS', 'Explanation', 'WindowPredictions', 'GenrePredictor', 'run_batched', 'count_samples', 'Predictor',
+           'FilePrediction', 'file_answer', 'predict_file']
 
 # %% ../nbs/05a_predictor.ipynb #e4d9c71b
 @dataclass
@@ -57,14 +57,21 @@ def run_batched(run, inputs: Iterable[np.ndarray], batch_size: int):
     return np.concatenate(out)
 
 # %% ../nbs/05a_predictor.ipynb #69c352c9
-def _torch_run(model_file) -> tuple:
-    "A training model file as a function (batch in, probabilities out) and its metadata; needs torch."
+def _onnx_run(model_file, threads: int) -> tuple:
+    "An ONNX model file as a function (batch in, probabilities out) and its metadata; onnxruntime with `threads` threads."
+    session, meta = load_onnx(model_file, threads)
+    return (lambda x: session.run(None, {'input': x})[0]), meta
+
+def _torch_run(model_file, threads: int) -> tuple:
+    "A training model file as a function (batch in, probabilities out) and its metadata; needs torch (and its own threads)."
     import torch
     from genre_classification.models import load_model
     model, meta = load_model(model_file)
     def run(x):
         with torch.no_grad(): return torch.softmax(model(torch.as_tensor(x)), dim=1).numpy()
     return run, meta
+
+MODEL_RUNNERS = {'.onnx': _onnx_run}     # a model file's suffix -> how it runs; any other file is a training model file, run by torch
 
 def count_samples(blocks: Iterable[np.ndarray], total: list) -> Iterator[np.ndarray]:
     "`blocks` as they are, their samples added up in `total[0]`."
@@ -74,10 +81,7 @@ class Predictor:
     "One model file, ready to give genre probabilities for audio files (`threads`: an ONNX model's operator threads, 0: one per core)."
     def __init__(self, model_file, batch_size: int = 32, threads: int = 0):
         self.model_file = Path(model_file)
-        if self.model_file.suffix == '.onnx':
-            session, self.meta = load_onnx(self.model_file, threads)
-            self.run = lambda x: session.run(None, {'input': x})[0]
-        else: self.run, self.meta = _torch_run(self.model_file)
+        self.run, self.meta = MODEL_RUNNERS.get(self.model_file.suffix, _torch_run)(self.model_file, threads)
         if 'classes' not in self.meta:
             raise BadInputError('not a genre model (the musicnn tagger alone gives tags, not genres: use real_music.json)', model_file)
         self.classes, self.input, self.audio = self.meta['classes'], input_kind(self.meta, model_file), audio_of(self.meta)
