@@ -39,15 +39,15 @@ def quantize(tagger: Path, target: Path, method: str, conv_only: bool) -> Path:
     return target
 
 
-def parity(session, meta: dict, reference: dict) -> tuple[float, int, int]:
+def parity(session, meta, reference: dict) -> tuple[float, int, int]:
     "Largest mean-activation difference from musicnn's own, and how many (file, tagger) pairs keep the same top-5, of how many."
     worst, same, pairs = 0.0, 0, 0
     for name, per_model in reference.items():
         if name == 'about': continue
         x = musicnn_input_of_file(SHARED / name)
         outs = [np.concatenate(parts) for parts in zip(*(session.run(None, {'input': p[None]})[:-1] for p in x))]
-        for k, m in enumerate(meta['taggers']):
-            means = dict(zip(meta['tags'][m], outs[k].mean(0)))
+        for k, m in enumerate(meta.taggers):
+            means = dict(zip(meta.tags[m], outs[k].mean(0)))
             worst = max(worst, max(abs(means[t] - v) for t, v in per_model[m]['mean_activation'].items()))
             same += sorted(means, key=means.get, reverse=True)[:5] == per_model[m]['top5']; pairs += 1
     return worst, same, pairs

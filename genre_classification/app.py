@@ -35,8 +35,8 @@ def model_choices(models_dir=None) -> dict[str, Path]:
         if f.name == TAGGER_NAME: continue
         try: predictor = open_predictor(f)
         except BadInputError: continue                     # not one of our genre models: nothing to offer
-        note = ' (synthetic music only)' if predictor.meta.get('synthetic_only') else ''
-        choices[f"{predictor.meta['model']}: {f.name}{note}"] = f
+        note = ' (synthetic music only)' if predictor.meta.synthetic_only else ''
+        choices[f"{predictor.meta.model}: {f.name}{note}"] = f
     return choices
 
 # %% ../nbs/10_app.ipynb #ce7ae53d

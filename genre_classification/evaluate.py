@@ -15,7 +15,8 @@ from .core import BadInputError, ProjectPaths, Settings, check_params, write_rep
 from .command_line import options_from
 from .core import Experiment, TrackingUri, resolve_path
 from .metrics import Evaluation, plot_confusion_matrix
-from .families import family_of
+from .families import family_of, trained_settings
+from .model_meta import ModelMeta
 import genre_classification.train, genre_classification.train_features     # they register the model families
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
@@ -51,15 +52,13 @@ def model_file_of(cfg: EvaluateConfig, paths: ProjectPaths | None = None) -> Pat
     return latest_model_file(paths.checkpoints)
 
 # %% ../nbs/04_evaluate.ipynb #8d8758ca
-def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', paths: ProjectPaths | None = None) -> tuple[Evaluation, dict]:
+def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', paths: ProjectPaths | None = None) -> tuple[Evaluation, ModelMeta]:
     "The Evaluation of the model in `model_file` on `split` (of its training data, or of `data_dir`), by its family, and its metadata."
     paths = paths or ProjectPaths()
     from genre_classification.models import load_model
     model, meta = load_model(model_file)
-    family = family_of(meta['model'], model_file)
-    if 'config' not in meta: raise BadInputError('its metadata does not say how it was trained (a model file from an older version): train it again', model_file)
-    cfg = family.settings(**meta['config'])
-    return family.evaluate(model, family.with_data(cfg, data_dir) if data_dir else cfg, meta['classes'], split, paths), meta
+    family, cfg = family_of(meta.model, model_file), trained_settings(meta, model_file)
+    return family.evaluate(model, family.with_data(cfg, data_dir) if data_dir else cfg, meta.classes, split, paths), meta
 
 # %% ../nbs/04_evaluate.ipynb #e7056aca
 def per_genre_report(labels, predicted, classes: list[str]) -> pd.DataFrame:
@@ -119,9 +118,9 @@ def evaluate_cli(**settings):
     paths = ProjectPaths()
     path = model_file_of(cfg, paths)
     ev, meta = evaluate_model_file(path, cfg.split, cfg.data_dir, paths)
-    print(f"{path}: {meta['model']}, trained on {meta.get('trained_on', '?')}\n")
-    print(per_genre_report(ev.track_labels, ev.track_probs.argmax(1), meta['classes']).round(3).to_string(), '\n')
+    print(f"{path}: {meta.model}, trained on {meta.trained_on}\n")
+    print(per_genre_report(ev.track_labels, ev.track_probs.argmax(1), meta.classes).round(3).to_string(), '\n')
     print(pd.Series(ev.metrics).round(3).to_string(), '\n')
-    print('most confused:\n' + confused_pairs(ev.track_labels, ev.track_probs.argmax(1), meta['classes']).round(3).to_string(index=False))
-    if cfg.log_to_run and meta.get('mlflow_run_id'): log_evaluation(meta['mlflow_run_id'], cfg.split, ev, meta['classes'], cfg.mlflow_tracking_uri, paths)
-    if cfg.reports_dir: write_evaluation_reports(ev, meta['classes'], cfg.split, resolve_path(cfg.reports_dir, paths))
+    print('most confused:\n' + confused_pairs(ev.track_labels, ev.track_probs.argmax(1), meta.classes).round(3).to_string(index=False))
+    if cfg.log_to_run and meta.mlflow_run_id: log_evaluation(meta.mlflow_run_id, cfg.split, ev, meta.classes, cfg.mlflow_tracking_uri, paths)
+    if cfg.reports_dir: write_evaluation_reports(ev, meta.classes, cfg.split, resolve_path(cfg.reports_dir, paths))

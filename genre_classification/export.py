@@ -13,13 +13,14 @@ from pydantic import Field
 from .core import ProjectPaths, Settings, check_params, resolve_path, write_report
 from .command_line import options_from
 from .input_kinds import input_kind
+from .model_meta import ModelMeta
 from .onnx_files import load_onnx, write_onnx
 
 # %% auto #0
 __all__ = ['export_onnx', 'max_probability_difference', 'ExportConfig', 'export_report', 'run_export', 'export_cli']
 
 # %% ../nbs/05_export.ipynb #5543f108
-def _example_input(meta: dict):
+def _example_input(meta: ModelMeta):
     import torch
     return torch.zeros(2, *input_kind(meta).example_shape(meta))
 
@@ -43,7 +44,7 @@ def export_onnx(model_file, onnx_file=None, opset: int = 17) -> Path:
                               input_names=['input'], output_names=['probabilities'],
                               dynamic_axes={'input': {0: 'batch'}, 'probabilities': {0: 'batch'}})
     return write_onnx(Path(onnx_file) if onnx_file else Path(model_file).with_suffix('.onnx'), export,
-                      {**meta, 'source_model_file': str(model_file)})
+                      meta.model_copy(update={'source_model_file': str(model_file)}))
 
 # %% ../nbs/05_export.ipynb #b8c9f204
 def max_probability_difference(model_file, onnx_file, inputs: np.ndarray) -> float:

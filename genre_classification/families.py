@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .core import BadInputError
+from .core import BadInputError, check_params
+from .model_meta import ModelMeta
 from .models import ARCHITECTURES
 
 # %% auto #0
-__all__ = ['FAMILIES', 'ModelFamily', 'register_family', 'known_models', 'family_of']
+__all__ = ['FAMILIES', 'ModelFamily', 'register_family', 'known_models', 'family_of', 'trained_settings']
 
 # %% ../nbs/02h_families.ipynb #f1302e08
 @dataclass(frozen=True)
@@ -48,3 +49,11 @@ def family_of(model: str, path=None) -> ModelFamily:
     "The family that trains `model` (BadInputError, naming model file `path`, for a model no family trains)."
     if family := next((f for f in FAMILIES.values() if model in f.models), None): return family
     raise BadInputError(f"no model family trains '{model}' (known: {', '.join(known_models())})", path)
+
+# %% ../nbs/02h_families.ipynb #c9f67b2d
+def trained_settings(meta: ModelMeta, path=None):
+    "The settings `meta`'s model was trained with, as its family's settings class (BadInputError naming model file `path` when its file has none, or bad ones)."
+    family = family_of(meta.model, path)
+    if not meta.config: raise BadInputError('its metadata does not say how it was trained (a model file from an older version): train it again', path)
+    try: return check_params(family.settings, meta.config)
+    except BadInputError as e: raise BadInputError(f'its training settings are not valid here ({e.reason})', path) from None

@@ -10,11 +10,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .core import AudioConfig, BadInputError
+from .model_meta import ModelMeta
 from .pretrained import MUSICNN_PATCH_FRAMES, musicnn_patches
 
 # %% auto #0
-__all__ = ['FEATURE_SECONDS', 'MUSICNN_BATCH', 'INPUT_KINDS', 'logmel_windows', 'feature_windows', 'audio_of', 'InputKind',
-           'input_kind']
+__all__ = ['FEATURE_SECONDS', 'MUSICNN_BATCH', 'INPUT_KINDS', 'logmel_windows', 'feature_windows', 'InputKind', 'input_kind']
 
 # %% ../nbs/02b_input_kinds.ipynb #11b6bc91
 def logmel_windows(blocks: Iterable[np.ndarray], audio: AudioConfig) -> Iterator[np.ndarray]:
@@ -37,38 +37,33 @@ def feature_windows(blocks: Iterable[np.ndarray], features: list[str], sr: int, 
 # %% ../nbs/02b_input_kinds.ipynb #5fcec9ef
 MUSICNN_BATCH = 1
 
-def audio_of(meta: dict) -> AudioConfig:
-    "The audio settings a model was trained with (the defaults when its metadata has none)."
-    return AudioConfig(**meta['audio']) if 'audio' in meta else AudioConfig()
-
 @dataclass(frozen=True)
 class InputKind:
     "One kind of model input: what it is, how audio blocks become it, its window's length in seconds and one input's shape."
     name: str
     description: str                                   # what the model sees, as `describe` says it
-    windows: Callable[[Iterable[np.ndarray], dict], Iterator[np.ndarray]] | None   # (blocks at the model's rate, meta) -> inputs; None: not from audio
-    window_seconds: Callable[[dict], float]            # meta -> the stride between windows
-    example_shape: Callable[[dict], tuple[int, ...]]   # meta -> one input's shape, without the batch axis
+    windows: Callable[[Iterable[np.ndarray], ModelMeta], Iterator[np.ndarray]] | None   # (blocks at the model's rate, meta) -> inputs; None: not from audio
+    window_seconds: Callable[[ModelMeta], float]            # meta -> the stride between windows
+    example_shape: Callable[[ModelMeta], tuple[int, ...]]   # meta -> one input's shape, without the batch axis
     batch_size: int = 0                                # a batch size prediction must use (0: the caller's)
     feature_table: bool = False                        # evaluated on the feature table, not on audio
 
 # %% ../nbs/02b_input_kinds.ipynb #3baa0bd9
-def _segment_seconds(meta: dict) -> float: a = audio_of(meta); return a.segment_frames * a.hop_length / a.sample_rate
-def _segment_shape(meta: dict) -> tuple[int, ...]: a = audio_of(meta); return (1, a.n_mels, a.segment_frames)
+def _segment_seconds(meta: ModelMeta) -> float: a = meta.audio; return a.segment_frames * a.hop_length / a.sample_rate
+def _segment_shape(meta: ModelMeta) -> tuple[int, ...]: a = meta.audio; return (1, a.n_mels, a.segment_frames)
 
 INPUT_KINDS = {k.name: k for k in [
-    InputKind('logmel', 'log-mel spectrogram windows', lambda blocks, meta: (w[None] for w in logmel_windows(blocks, audio_of(meta))),
+    InputKind('logmel', 'log-mel spectrogram windows', lambda blocks, meta: (w[None] for w in logmel_windows(blocks, meta.audio)),
               _segment_seconds, _segment_shape),
     InputKind('image', 'spectrogram images made by another tool', None, _segment_seconds, _segment_shape),
     InputKind('kaggle_features', 'Kaggle features of 30 s windows',
-              lambda blocks, meta: feature_windows(blocks, meta['features'], audio_of(meta).sample_rate),
-              lambda meta: FEATURE_SECONDS, lambda meta: (len(meta['features']),), feature_table=True),
+              lambda blocks, meta: feature_windows(blocks, meta.features, meta.audio.sample_rate),
+              lambda meta: FEATURE_SECONDS, lambda meta: (len(meta.features),), feature_table=True),
     InputKind('musicnn_patches', 'musicnn embeddings of 3 s patches', lambda blocks, meta: musicnn_patches(blocks),
-              lambda meta: MUSICNN_PATCH_FRAMES * audio_of(meta).hop_length / audio_of(meta).sample_rate,
-              lambda meta: (MUSICNN_PATCH_FRAMES, audio_of(meta).n_mels), batch_size=MUSICNN_BATCH)]}
+              lambda meta: MUSICNN_PATCH_FRAMES * meta.audio.hop_length / meta.audio.sample_rate,
+              lambda meta: (MUSICNN_PATCH_FRAMES, meta.audio.n_mels), batch_size=MUSICNN_BATCH)]}
 
-def input_kind(meta: dict, path=None) -> InputKind:
+def input_kind(meta: ModelMeta, path=None) -> InputKind:
     "The `InputKind` that model metadata `meta` names (BadInputError, naming model file `path`, for one we do not know)."
-    name = meta.get('input_kind')
-    if name not in INPUT_KINDS: raise BadInputError(f"unknown input kind '{name}' (known: {', '.join(INPUT_KINDS)})", path)
-    return INPUT_KINDS[name]
+    if meta.input_kind not in INPUT_KINDS: raise BadInputError(f"unknown input kind '{meta.input_kind}' (known: {', '.join(INPUT_KINDS)})", path)
+    return INPUT_KINDS[meta.input_kind]

@@ -13,6 +13,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from .core import BadInputError, GENRES, ProjectPaths
+from .model_meta import ModelMeta, read_meta
 
 # %% auto #0
 __all__ = ['TORCHVISION_MODELS', 'MODEL_NAMES', 'ARCHITECTURES', 'SmallCNN', 'adapt_input_channels', 'replace_head',
@@ -154,35 +155,35 @@ def register_architecture(*names: str):
         return builder
     return register
 
-register_architecture(*MODEL_NAMES)(lambda meta, pretrained=False: build_model(meta['model'], len(meta['classes']), pretrained=pretrained))
+register_architecture(*MODEL_NAMES)(lambda meta, pretrained=False: build_model(meta.model, len(meta.classes), pretrained=pretrained))
 
 @register_architecture('feature_mlp')
-def _feature_ensemble(meta: dict) -> FeatureEnsemble:
-    return FeatureEnsemble([FeatureMLP(len(meta['features']), len(meta['classes']), tuple(meta['hidden']), meta['dropout'])
-                            for _ in range(meta['ensemble'])])
+def _feature_ensemble(meta: ModelMeta) -> FeatureEnsemble:
+    return FeatureEnsemble([FeatureMLP(len(meta.features), len(meta.classes), tuple(meta.hidden), meta.dropout) for _ in range(meta.ensemble)])
 
 @register_architecture('musicnn_probe')
-def _musicnn_probe(meta: dict) -> MusicnnProbe: return MusicnnProbe(len(meta['classes']), meta['hidden'], meta['dropout'])
+def _musicnn_probe(meta: ModelMeta) -> MusicnnProbe: return MusicnnProbe(len(meta.classes), meta.hidden, meta.dropout)
 
-def model_from_meta(meta: dict, path=None, pretrained: bool = False) -> nn.Module:
+def model_from_meta(meta: ModelMeta, path=None, pretrained: bool = False) -> nn.Module:
     "An untrained model of the architecture that metadata `meta` names (`model`); `pretrained`: from published weights, where it has them."
-    if (builder := ARCHITECTURES.get(meta.get('model'))) is None:
-        raise BadInputError(f"unknown model '{meta.get('model')}' (known: {', '.join(ARCHITECTURES)})", path)
+    if (builder := ARCHITECTURES.get(meta.model)) is None:
+        raise BadInputError(f"unknown model '{meta.model}' (known: {', '.join(ARCHITECTURES)})", path)
     if not pretrained: return builder(meta)
     try: return builder(meta, pretrained=True)
-    except TypeError: raise BadInputError(f"model '{meta['model']}' has no published weights; set pretrained=False", path) from None
+    except TypeError: raise BadInputError(f"model '{meta.model}' has no published weights; set pretrained=False", path) from None
 
-def load_model(path) -> tuple[nn.Module, dict]:
-    "The model saved in checkpoint `path` (in eval mode, on the CPU) and its metadata."
+def load_model(path) -> tuple[nn.Module, ModelMeta]:
+    "The model saved in checkpoint `path` (in eval mode, on the CPU) and its metadata, read by `read_meta`."
     path = Path(path)
     if not path.is_file(): raise BadInputError('no such checkpoint', path)
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise BadInputError(f'not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})', path) from None
     if not isinstance(ckpt, dict) or 'meta' not in ckpt or 'model' not in ckpt:
         raise BadInputError('not a genre_classification checkpoint (no model weights and metadata in it)', path)
-    model = model_from_meta(ckpt['meta'], path)
+    meta = read_meta(ckpt['meta'], path)
+    model = model_from_meta(meta, path)
     model.load_state_dict(ckpt['model'])
-    return model.eval(), ckpt['meta']
+    return model.eval(), meta
 
 # %% ../nbs/02c_models.ipynb #0dae25ca
 def latest_model_file(checkpoints=None, model: str = '') -> Path:

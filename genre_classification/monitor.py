@@ -42,14 +42,13 @@ def current_table(current, work_dir, n_workers: int | None = None) -> tuple[pd.D
 def model_reference(model_file, paths=None) -> pd.DataFrame:
     "The Kaggle features of the data the model in `model_file` (model.pt or its ONNX export) was trained on, as its family reads them: the reference for its new audio."
     from genre_classification.core import ProjectPaths
-    from genre_classification.families import family_of
+    from genre_classification.families import family_of, trained_settings
     from genre_classification.predict import open_predictor
     import genre_classification.train, genre_classification.train_features     # they register the model families
     model_file, paths = Path(model_file), paths or ProjectPaths()
     meta = open_predictor(model_file, threads=1).meta          # any model file prediction reads
-    if not meta.get('config'): raise BadInputError('its metadata does not say what it was trained on; give the reference feature table (--reference)', model_file)
-    family = family_of(meta['model'], model_file)
-    try: return family.reference(family.settings(**meta['config']), paths)
+    if not meta.config: raise BadInputError('its metadata does not say what it was trained on; give the reference feature table (--reference)', model_file)
+    try: return family_of(meta.model, model_file).reference(trained_settings(meta, model_file), paths)
     except BadInputError as e: raise BadInputError(e.reason, e.path or model_file) from None
 
 # %% ../nbs/08_monitor.ipynb #e64711c4

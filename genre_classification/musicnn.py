@@ -15,6 +15,7 @@ from torch import nn
 from .core import BadInputError, sha1_file
 from .features import build_cache, store_array
 from .input_kinds import input_kind
+from .model_meta import TaggerMeta
 from .onnx_files import write_onnx
 from .pretrained import (MUSICNN_MODELS, MUSICNN_PATCH_FRAMES, checkpoint_index, musicnn_input_of_file,
                                              musicnn_weights_dir, read_checkpoint)
@@ -173,13 +174,12 @@ class MusicnnPair(nn.Module):
         outs = [n.embed(x) for n in self.nets]
         return (*[torch.sigmoid(o['logits']) for o in outs], torch.cat([o['penultimate'] for o in outs], dim=1))
 
-def tagger_meta(pair: MusicnnPair) -> dict:
+def tagger_meta(pair: MusicnnPair) -> TaggerMeta:
     "What prediction needs to know about an exported tagger: its inputs, outputs and tag names."
     from genre_classification.pretrained import MUSICNN_AUDIO
-    return {'model': 'musicnn_tagger', 'input_kind': 'musicnn_patches', 'audio': MUSICNN_AUDIO.model_dump(),
-            'patch_frames': MUSICNN_PATCH_FRAMES, 'taggers': pair.names, 'tags': {m: MUSICNN_TAGS[m] for m in pair.names},
-            'outputs': [f'tags_{m}' for m in pair.names] + ['embedding'],
-            'source': 'musicnn 0.1.0 weights (ISC licence, Music Technology Group, Universitat Pompeu Fabra)'}
+    return TaggerMeta(model='musicnn_tagger', input_kind='musicnn_patches', audio=MUSICNN_AUDIO, patch_frames=MUSICNN_PATCH_FRAMES,
+                      taggers=pair.names, tags={m: MUSICNN_TAGS[m] for m in pair.names}, outputs=[f'tags_{m}' for m in pair.names] + ['embedding'],
+                      source='musicnn 0.1.0 weights (ISC licence, Music Technology Group, Universitat Pompeu Fabra)')
 
 def export_tagger(onnx_file, weights=None, opset: int = 17) -> Path:
     "Export both musicnn taggers (published weights) as one ONNX model to `onnx_file`; its path."
@@ -190,8 +190,8 @@ def export_tagger(onnx_file, weights=None, opset: int = 17) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # the exporter's notes on tracing and its own deprecation
             torch.onnx.export(pair, (torch.zeros(2, *input_kind(meta).example_shape(meta)),), str(path), dynamo=False, opset_version=opset,
-                              input_names=['input'], output_names=meta['outputs'],
-                              dynamic_axes={n: {0: 'batch'} for n in ['input', *meta['outputs']]})
+                              input_names=['input'], output_names=meta.outputs,
+                              dynamic_axes={n: {0: 'batch'} for n in ['input', *meta.outputs]})
     return write_onnx(onnx_file, export, meta)
 
 # %% ../nbs/02b_musicnn.ipynb #f31212ae

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from .core import BadInputError, atomic_write
+from .model_meta import ModelMeta, read_meta
 
 # %% auto #0
 __all__ = ['META_KEY', 'write_onnx', 'check_external_data', 'load_onnx']
@@ -16,13 +17,13 @@ __all__ = ['META_KEY', 'write_onnx', 'check_external_data', 'load_onnx']
 # %% ../nbs/00b_onnx_files.ipynb #78153d16
 META_KEY = 'genre_classification'
 
-def write_onnx(target, export: Callable[[Path], None], meta: dict) -> Path:
+def write_onnx(target, export: Callable[[Path], None], meta: ModelMeta) -> Path:
     "Write an ONNX model to `target`: `export(path)` writes the graph, then `meta` goes inside as JSON and the model is checked; its path."
     import onnx
     with atomic_write(target) as partial:
         export(partial)
         proto = onnx.load(str(partial))
-        onnx.helper.set_model_props(proto, {META_KEY: json.dumps(meta)})
+        onnx.helper.set_model_props(proto, {META_KEY: json.dumps(meta.as_record())})
         onnx.checker.check_model(proto)
         onnx.save(proto, str(partial))
     return Path(target)
@@ -48,7 +49,7 @@ def _parsed(path: Path):
     except Exception as e: raise BadInputError(f'not an ONNX model ({type(e).__name__})', path) from None
 
 def load_onnx(path, threads: int = 0) -> tuple:
-    "An onnxruntime session for ONNX model file `path` (`threads` for its operators; 0: one per core) and the metadata stored in it."
+    "An onnxruntime session for ONNX model file `path` (`threads` for its operators; 0: one per core) and the metadata stored in it (`ModelMeta`)."
     import onnxruntime as ort
     path = Path(path)
     if not path.is_file(): raise BadInputError('no such model file', path)
@@ -64,4 +65,6 @@ def load_onnx(path, threads: int = 0) -> tuple:
         raise BadInputError(f'onnxruntime cannot load it: {str(e).splitlines()[0]}', path) from None
     props = session.get_modelmeta().custom_metadata_map
     if META_KEY not in props: raise BadInputError('an ONNX model without genre_classification metadata (export it with `pipeline export`)', path)
-    return session, json.loads(props[META_KEY])
+    try: raw = json.loads(props[META_KEY])
+    except json.JSONDecodeError: raise BadInputError('its genre_classification metadata is not JSON', path) from None
+    return session, read_meta(raw, path)

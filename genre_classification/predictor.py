@@ -12,7 +12,8 @@ import numpy as np
 
 from .core import BadInputError
 from .data import stream_audio
-from .input_kinds import audio_of, input_kind
+from .input_kinds import input_kind
+from .model_meta import ModelMeta
 from .onnx_files import load_onnx
 
 # %% auto #0
@@ -41,7 +42,7 @@ class GenrePredictor(Protocol):
     "What every predictor offers, whatever its model: the genres, its metadata, a description, and `predict` for one file."
     model_file: Path
     classes: list[str]
-    meta: dict
+    meta: ModelMeta
     def describe(self) -> str: ...
     def predict(self, path) -> WindowPredictions: ...
 
@@ -82,9 +83,9 @@ class Predictor:
     def __init__(self, model_file, batch_size: int = 32, threads: int = 0):
         self.model_file = Path(model_file)
         self.run, self.meta = MODEL_RUNNERS.get(self.model_file.suffix, _torch_run)(self.model_file, threads)
-        if 'classes' not in self.meta:
+        if not self.meta.classes:
             raise BadInputError('not a genre model (the musicnn tagger alone gives tags, not genres: use real_music.json)', model_file)
-        self.classes, self.input, self.audio = self.meta['classes'], input_kind(self.meta, model_file), audio_of(self.meta)
+        self.classes, self.input, self.audio = self.meta.classes, input_kind(self.meta, model_file), self.meta.audio
         if self.input.windows is None:
             raise BadInputError(f'this model was trained on {self.input.description}; it cannot be fed from audio '
                                 '(train on audio, or on images from `pipeline create-image-features-from-audio`)', model_file)
@@ -92,9 +93,8 @@ class Predictor:
 
     def describe(self) -> str:
         "Which model this is and what it was trained on (with a warning when that was synthetic music only)."
-        note = ' -- trained on synthetic music only: answers on real music mean little' if self.meta.get('synthetic_only') else ''
-        return (f"{self.meta['model']} on {self.input.description} ({self.model_file.name}), "
-                f"trained on {self.meta.get('trained_on', 'unknown data')}{note}")
+        note = ' -- trained on synthetic music only: answers on real music mean little' if self.meta.synthetic_only else ''
+        return f"{self.meta.model} on {self.input.description} ({self.model_file.name}), trained on {self.meta.trained_on}{note}"
 
     def predict(self, path) -> WindowPredictions:
         "The genre probabilities of each window of audio file `path`, streamed; its timeline is the same windows."

@@ -4,7 +4,6 @@
 
 # %% ../nbs/05b_real_music.ipynb #f64de37e
 from __future__ import annotations
-import json
 from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -12,16 +11,16 @@ from typing import Iterable, Iterator
 import numpy as np
 from fastcore.basics import patch
 
-from .core import GENRES, BadInputError, atomic_write
+from .core import GENRES, BadInputError
 from .data import stream_audio, stream_audio_rates
-from .input_kinds import audio_of, input_kind
+from .input_kinds import input_kind
+from .model_meta import RealMusicManifest, TaggerMeta, read_manifest, write_manifest
 from .onnx_files import load_onnx
 from .predictor import Explanation, Predictor, WindowPredictions, count_samples, run_batched
 
 # %% auto #0
-__all__ = ['GENRE_TAGS', 'FEATURE_WEIGHT', 'MANIFEST_KIND', 'TAGGER_NAME', 'DEFAULT_MODEL_NAME', 'FEATURE_MODEL_NAME',
-           'genre_evidence', 'combine_evidence', 'split_rates', 'by_time', 'TagFeaturePredictor',
-           'make_real_music_model']
+__all__ = ['GENRE_TAGS', 'FEATURE_WEIGHT', 'TAGGER_NAME', 'DEFAULT_MODEL_NAME', 'FEATURE_MODEL_NAME', 'genre_evidence',
+           'combine_evidence', 'split_rates', 'by_time', 'TagFeaturePredictor', 'make_real_music_model']
 
 # %% ../nbs/05b_real_music.ipynb #fb7aaa07
 GENRE_TAGS = {   # GTZAN genre: {tagger: tags whose name says that genre}
@@ -76,37 +75,26 @@ def by_time(*streams: tuple[Iterable, float]) -> Iterator[tuple[int, object]]:
         yield i, item; ends[i] += streams[i][1]
 
 # %% ../nbs/05b_real_music.ipynb #c39965e8
-MANIFEST_KIND = 'tags+features'
-
-def _tag_names(tagger_meta: dict) -> list[tuple[str, str]]:
-    return [(m, t) for m in tagger_meta['taggers'] for t in tagger_meta['tags'][m]]
-
-def _manifest(manifest_file: Path) -> dict:
-    "The real-music manifest in `manifest_file`, checked."
-    try: meta = json.loads(manifest_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise BadInputError(f'not a real-music model file ({e})', manifest_file) from None
-    if not isinstance(meta, dict) or meta.get('kind') != MANIFEST_KIND:
-        raise BadInputError(f"not a real-music model file (its 'kind' should be '{MANIFEST_KIND}')", manifest_file)
-    if missing := [k for k in ('tagger', 'features_model', 'feature_weight') if k not in meta]:
-        raise BadInputError(f'a real-music model file without {", ".join(missing)} (make it again: pipeline build-real-music-model)', manifest_file)
-    return meta
+def _tag_names(tagger_meta: TaggerMeta) -> list[tuple[str, str]]:
+    return [(m, t) for m in tagger_meta.taggers for t in tagger_meta.tags[m]]
 
 # %% ../nbs/05b_real_music.ipynb #f6561fbb
 class TagFeaturePredictor:
     "The real-music model: musicnn's genre tags combined with the feature MLP's probabilities, one answer per 30 s window."
     def __init__(self, manifest_file, batch_size: int = 32, threads: int = 0):
         self.model_file = Path(manifest_file)
-        self.meta, folder = _manifest(self.model_file), self.model_file.parent
-        self.features = Predictor(folder / self.meta['features_model'], batch_size, threads)
-        self.tagger, self.tagger_meta = load_onnx(folder / self.meta['tagger'], threads)
-        self.classes, self.audio, self.feature_weight = self.features.classes, self.features.audio, self.meta['feature_weight']
-        self.patches, self.tagger_audio = input_kind(self.tagger_meta), audio_of(self.tagger_meta)
+        self.manifest, folder = read_manifest(self.model_file), self.model_file.parent
+        self.features = Predictor(folder / self.manifest.features_model, batch_size, threads)
+        self.tagger, self.tagger_meta = load_onnx(folder / self.manifest.tagger, threads)
+        # its genres are the feature model's, and so are the data and settings it was trained with
+        self.meta, self.classes, self.audio, self.feature_weight = self.features.meta, self.features.classes, self.features.audio, self.manifest.feature_weight
+        self.patches, self.tagger_audio = input_kind(self.tagger_meta), self.tagger_meta.audio
         self.patch_seconds, self.tag_names = self.patches.window_seconds(self.tagger_meta), _tag_names(self.tagger_meta)
 
     def describe(self) -> str:
         "Which model this is: the tagger and the feature model it combines."
-        return (f"real-music model ({self.model_file.name}): musicnn genre tags ({' + '.join(self.tagger_meta['taggers'])}) "
-                f"combined with {self.features.meta['model']} on Kaggle features, trained on {self.features.meta.get('trained_on', 'unknown data')}")
+        return (f"real-music model ({self.model_file.name}): musicnn genre tags ({' + '.join(self.tagger_meta.taggers)}) "
+                f"combined with {self.meta.model} on Kaggle features, trained on {self.meta.trained_on}")
 
     def _tags(self, patch: np.ndarray) -> np.ndarray:
         "Every tagger's tag activations (in `tag_names` order) of one patch."
@@ -159,11 +147,9 @@ def make_real_music_model(folder, musicnn_weights=None, feature_weight: float = 
     folder = Path(folder)
     if not (folder / FEATURE_MODEL_NAME).is_file():
         raise BadInputError(f'no {FEATURE_MODEL_NAME} here: export the feature model first (`pipeline export --model feature_mlp --output {folder / FEATURE_MODEL_NAME}`)', folder)
-    if (classes := load_onnx(folder / FEATURE_MODEL_NAME, threads=1)[1]['classes']) != GENRES:     # GENRE_TAGS names GTZAN's ten
+    if (classes := load_onnx(folder / FEATURE_MODEL_NAME, threads=1)[1].classes) != GENRES:     # GENRE_TAGS names GTZAN's ten
         raise BadInputError(f"the real-music model maps musicnn's tags to GTZAN's ten genres, and this feature model knows {classes}: "
                             f"use it on its own (predictors --model {folder / FEATURE_MODEL_NAME})", folder / FEATURE_MODEL_NAME)
     export_tagger(folder / TAGGER_NAME, musicnn_weights)
-    manifest = {'kind': MANIFEST_KIND, 'tagger': TAGGER_NAME, 'features_model': FEATURE_MODEL_NAME, 'feature_weight': feature_weight,
-                'genre_tags': GENRE_TAGS}
-    with atomic_write(folder / DEFAULT_MODEL_NAME) as partial: partial.write_text(json.dumps(manifest, indent=1) + '\n')
-    return folder / DEFAULT_MODEL_NAME
+    return write_manifest(RealMusicManifest(tagger=TAGGER_NAME, features_model=FEATURE_MODEL_NAME, feature_weight=feature_weight),
+                          folder / DEFAULT_MODEL_NAME)

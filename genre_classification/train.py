@@ -21,6 +21,7 @@ from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, 
                                        seed_everything)
 from .command_line import options_from
 from .models import ARCHITECTURES, MODEL_NAMES, MusicnnProbe, model_from_meta, probe_head
+from .model_meta import ModelMeta, ProbeMeta
 from .families import ModelFamily, family_of, known_models, register_family
 from .features import dataset_feature_table
 from .musicnn import load_musicnn
@@ -115,16 +116,16 @@ class TrainRun:
     learn: Learner
     data: TrackSet
     run_dir: Path
-    meta: Callable[[Learner], dict]            # what a checkpoint or the model file says about the model
+    meta: Callable[[Learner], ModelMeta]       # what a checkpoint or the model file says about the model
     final_state: Callable[[Learner], dict]     # the weights `model.pt` holds
     params: dict                               # logged to MLflow (with the settings) when the run starts
     hooks: list[TrainHook]                     # what this route adds to every run's hooks
 
-def _meta(cfg: TrainConfig, data: TrackSet, run_id: str | None) -> dict:
-    "What a CNN's model file says about itself: everything prediction needs."
-    return {'model': cfg.model, 'classes': data.classes, 'input_kind': data.input_kind, 'audio': data.audio.model_dump(),
-            'trained_on': data.source, 'synthetic_only': data.synthetic, 'dataset_fingerprint': data.fingerprint,
-            'mlflow_run_id': run_id or '', 'config': cfg.model_dump()}
+def _meta(cfg: TrainConfig, data: TrackSet, run_id: str | None, record: type[ModelMeta] = ModelMeta, **fields) -> ModelMeta:
+    "What the model file of `cfg`'s run says about its model (`record`: its family's, with its `fields`): everything prediction needs."
+    return record(family=family_of(cfg.model).name, model=cfg.model, classes=data.classes, input_kind=data.input_kind, audio=data.audio,
+                  trained_on=data.source, synthetic_only=data.synthetic, dataset_fingerprint=data.fingerprint, mlflow_run_id=run_id or '',
+                  config=cfg.model_dump(), **fields)
 
 def run_dir_of(cfg: TrainConfig, paths: ProjectPaths) -> Path:
     "The folder of `cfg`'s checkpoints and model file, named by the model and the settings that decide the training."
@@ -186,10 +187,9 @@ def probe_model(head: nn.Module, n_classes: int) -> MusicnnProbe:
 # %% ../nbs/03_train.ipynb #ecc479fb
 PROBE_HIDDEN, PROBE_DROPOUT = 128, 0.3
 
-def _probe_meta(cfg: TrainConfig, data: TrackSet, run_id: str | None) -> dict:
+def _probe_meta(cfg: TrainConfig, data: TrackSet, run_id: str | None) -> ProbeMeta:
     "What the probe's model file says about itself: what a CNN's says (its track set is musicnn's patches), and its head."
-    return {**_meta(cfg, data, run_id), 'hidden': PROBE_HIDDEN, 'dropout': PROBE_DROPOUT,
-            'pretrained': 'musicnn 0.1.0 MTT_musicnn + MSD_musicnn (ISC licence)'}
+    return _meta(cfg, data, run_id, ProbeMeta, hidden=PROBE_HIDDEN, dropout=PROBE_DROPOUT, pretrained='musicnn 0.1.0 MTT_musicnn + MSD_musicnn (ISC licence)')
 
 def prepare_probe(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | None = None, progress: bool = True) -> TrainRun:
     "The probe's run of `cfg`: a head on the musicnn embeddings of `cfg`'s tracks, its batches the training patches."

@@ -19,6 +19,7 @@ from .command_line import options_from
 from .data import labels_in, packaged_feature_table
 from .features import KAGGLE_FEATURES, dataset_feature_table, read_feature_table
 from .models import FeatureEnsemble, FeatureMLP
+from .model_meta import FeatureMlpMeta
 from .families import ModelFamily, register_family
 from .tracking import git_commit
 from .training_data import TensorBatches, split_feature_table
@@ -164,14 +165,13 @@ def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = No
     X, y = feature_matrix(table, classes)
     fit_rows, test_rows = np.isin(side, ['train', 'valid']), side == 'test'
     if not test_rows.any(): raise BadInputError(f"the split ({cfg.split_method()}) left no test tracks")
-    meta = {'model': 'feature_mlp', 'classes': classes, 'input_kind': 'kaggle_features', 'features': KAGGLE_FEATURES,
-            'hidden': list(cfg.hidden), 'dropout': cfg.dropout, 'ensemble': cfg.ensemble, 'trained_on': trained_on,
-            'synthetic_only': False, 'dataset_fingerprint': table_fingerprint, 'config': cfg.model_dump()}
+    meta = FeatureMlpMeta(model='feature_mlp', classes=classes, input_kind='kaggle_features', features=KAGGLE_FEATURES, hidden=list(cfg.hidden),
+                          dropout=cfg.dropout, ensemble=cfg.ensemble, trained_on=trained_on, dataset_fingerprint=table_fingerprint, config=cfg.model_dump())
     model_file = resolve_path(cfg.checkpoints_path, paths) / f'feature_mlp-{cfg.cache_key()}' / 'model.pt'
     ensemble = FeatureEnsemble([])
     score = lambda: _test_evaluation(ensemble, table[test_rows], X[test_rows], y[test_rows], len(classes))
-    file_meta = lambda learn: {**meta, 'mlflow_run_id': learn.run_id or '', 'feature_mean': ensemble.members[0].mean.tolist(),
-                               'feature_std': ensemble.members[0].std.tolist(), 'test_metrics': _test_metrics(learn.test)}
+    file_meta = lambda learn: meta.model_copy(update={'mlflow_run_id': learn.run_id or '', 'feature_mean': ensemble.members[0].mean.tolist(),
+                                                      'feature_std': ensemble.members[0].std.tolist(), 'test_metrics': _test_metrics(learn.test)})
     logging = MlflowLogging(cfg, paths, {'dataset': trained_on, 'git_commit': git_commit(paths.root)},
                             {'model': 'feature_mlp', **{k: str(v) for k, v in cfg.model_dump().items()}}, classes, model_file, model_file.parent.name)
     hooks = [*([logging] if log_to_mlflow else []), ModelFile(model_file, file_meta, lambda learn: ensemble.state_dict())]

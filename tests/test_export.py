@@ -41,8 +41,9 @@ def test_cnn_parity_on_real_windows(tmp_path, real_windows, name):
     assert max_probability_difference(tmp_path / f'{name}.pt', onnx_file, real_windows) < 1e-4
     session, meta = load_onnx(onnx_file)
     assert session.run(None, {'input': real_windows[:1]})[0].shape == (1, 10)       # dynamic batch: 1 and 30
-    assert meta['classes'] == GENRES and meta['input_kind'] == 'logmel' and meta['mlflow_run_id'] == 'abc123'
-    assert AudioConfig(**meta['audio']).sample_rate == 22050 and AudioConfig(**meta['audio']).segment_seconds == 3.0
+    # written as files were before the `family` key: read as a CNN's record
+    assert (meta.family, meta.classes, meta.input_kind, meta.mlflow_run_id) == ('cnn', GENRES, 'logmel', 'abc123')
+    assert meta.audio.sample_rate == 22050 and meta.audio.segment_seconds == 3.0
 
 
 def test_feature_model_parity_and_metadata_on_real_rows(tmp_path):
@@ -56,7 +57,8 @@ def test_feature_model_parity_and_metadata_on_real_rows(tmp_path):
     onnx_file = export_onnx(tmp_path / 'mlp.pt', tmp_path / 'out' / 'mlp.onnx')
     assert max_probability_difference(tmp_path / 'mlp.pt', onnx_file, X[600:]) < 1e-4
     _, stored = load_onnx(onnx_file)
-    assert stored['features'] == KAGGLE_FEATURES and len(stored['feature_mean']) == 57 and stored['trained_on'] == 'the real GTZAN table'
+    assert stored.family == 'feature_mlp' and stored.features == KAGGLE_FEATURES and len(stored.feature_mean) == 57
+    assert stored.trained_on == 'the real GTZAN table' and stored.source_model_file == str(tmp_path / 'mlp.pt')
 
 
 def test_external_data_outside_the_folder_is_refused(tmp_path):

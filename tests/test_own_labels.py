@@ -53,7 +53,7 @@ def cnn(collection, work) -> Path:
 def test_the_cnn_route_learns_evaluates_and_answers_with_our_labels(cnn, collection, work):
     from genre_classification.onnx_files import load_onnx
     meta = load_onnx(cnn)[1]
-    assert meta['classes'] == OURS and meta['config']['split'] == 'auto'
+    assert meta.classes == OURS and meta.config['split'] == 'auto'
     report = run([BIN / 'pipeline', 'evaluate', '--model_file', work / 'ck', '--data_dir', collection], work).stdout
     assert all(label in report for label in OURS) and 'blues' not in report
     answers = predict_json(cnn, [collection / 'lofi' / 'lofi song 0.wav', collection / 'k-pop' / 'k-pop song 1.wav'], work)

@@ -14,6 +14,7 @@ import torch.distributed as dist
 
 from ..core import BadInputError, atomic_write
 from ..learner import CancelFitException, Learner, TrainHook
+from ..model_meta import ModelMeta
 
 # %% auto #0
 __all__ = ['save_atomically', 'rng_states', 'set_rng_states', 'Resume', 'TrackerHook', 'Checkpointing', 'ModelFile',
@@ -84,18 +85,18 @@ class TrackerHook(TrainHook):
 class Checkpointing(TrackerHook):
     "The best weights so far by `monitor`, `best.pt` and `last.pt` after each epoch; the best weights back before the test."
     order = 30
-    def __init__(self, run_dir: Path, meta: Callable[[Learner], dict], monitor: str = 'valid_track_macro_f1', comp: Callable = np.greater,
+    def __init__(self, run_dir: Path, meta: Callable[[Learner], ModelMeta], monitor: str = 'valid_track_macro_f1', comp: Callable = np.greater,
                  min_delta: float = 0.0):
         super().__init__(monitor, comp, min_delta, keep_state=True)
         self.run_dir, self.meta = Path(run_dir), meta
     def after_epoch(self, learn: Learner) -> None:
         super().after_epoch(learn)
         d, epoch = learn.d, learn.epoch
-        if self.new_best and d.main: save_atomically({'model': self.best_state, 'meta': self.meta(learn), 'epoch': epoch}, self.run_dir / 'best.pt')
+        if self.new_best and d.main: save_atomically({'model': self.best_state, 'meta': self.meta(learn).as_record(), 'epoch': epoch}, self.run_dir / 'best.pt')
         if d.main:
             save_atomically({'model': learn.net.state_dict(), 'optimizer': learn.opt.state_dict(), 'scheduler': learn.sched.state_dict(),
                              'rng': rng_states(), 'epoch': epoch, 'history': learn.history, 'best': self.best,
-                             'mlflow_run_id': learn.run_id or '', 'meta': self.meta(learn)}, self.run_dir / 'last.pt')
+                             'mlflow_run_id': learn.run_id or '', 'meta': self.meta(learn).as_record()}, self.run_dir / 'last.pt')
         if d.world > 1: dist.barrier()                           # no rank goes on (or is pruned) before the checkpoint is on disk
     def before_test(self, learn: Learner) -> None:
         if self.best_state is not None: learn.net.load_state_dict(self.best_state)
@@ -103,11 +104,11 @@ class Checkpointing(TrackerHook):
 class ModelFile(TrainHook):
     "`path` written after the test: the weights of `state(learn)` on the CPU and `meta(learn)`."
     order = 10
-    def __init__(self, path: Path, meta: Callable[[Learner], dict], state: Callable[[Learner], dict] = lambda learn: learn.net.state_dict()):
+    def __init__(self, path: Path, meta: Callable[[Learner], ModelMeta], state: Callable[[Learner], dict] = lambda learn: learn.net.state_dict()):
         self.path, self.meta, self.state = Path(path), meta, state
     def after_test(self, learn: Learner) -> None:
         if learn.test is None or not learn.d.main: return
-        save_atomically({'model': {k: v.cpu() for k, v in self.state(learn).items()}, 'meta': self.meta(learn)}, self.path)
+        save_atomically({'model': {k: v.cpu() for k, v in self.state(learn).items()}, 'meta': self.meta(learn).as_record()}, self.path)
 
 # %% ../../nbs/02g_hooks.tracker.ipynb #2c06d3e4
 class EarlyStopping(TrackerHook):
