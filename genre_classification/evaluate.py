@@ -17,7 +17,6 @@ from .core import Experiment, TrackingUri, resolve_path
 from .metrics import Evaluation, plot_confusion_matrix
 from .families import family_of, trained_settings
 from .model_meta import ModelMeta
-import genre_classification.train, genre_classification.train_features     # they register the model families
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
 

@@ -5,6 +5,7 @@
 # %% ../nbs/02h_families.ipynb #fddebb77
 from __future__ import annotations
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Callable
 
 from .core import BadInputError, check_params
@@ -12,7 +13,8 @@ from .model_meta import ModelMeta
 from .models import ARCHITECTURES
 
 # %% auto #0
-__all__ = ['FAMILIES', 'ModelFamily', 'register_family', 'known_models', 'family_of', 'trained_settings']
+__all__ = ['FAMILIES', 'FAMILY_ENTRY_POINTS', 'ModelFamily', 'register_family', 'known_models', 'load_families', 'family_of',
+           'trained_settings']
 
 # %% ../nbs/02h_families.ipynb #f1302e08
 @dataclass(frozen=True)
@@ -45,9 +47,18 @@ def known_models(settings: type | None = None) -> list[str]:
     # by name: a notebook that runs a module's cells defines its classes again, and its families stay the module's
     return [m for f in FAMILIES.values() if settings is None or f.settings.__qualname__ == settings.__qualname__ for m in f.models]
 
+FAMILY_ENTRY_POINTS = 'genre_classification.families'
+
+def load_families() -> dict[str, ModelFamily]:
+    "`FAMILIES`, once every module that an installed package declares in the entry point group `genre_classification.families` is imported (each registers its families)."
+    for module in entry_points(group=FAMILY_ENTRY_POINTS): module.load()
+    return FAMILIES
+
+def _trains(model: str) -> ModelFamily | None: return next((f for f in FAMILIES.values() if model in f.models), None)
+
 def family_of(model: str, path=None) -> ModelFamily:
-    "The family that trains `model` (BadInputError, naming model file `path`, for a model no family trains)."
-    if family := next((f for f in FAMILIES.values() if model in f.models), None): return family
+    "The family that trains `model`, the declared families loaded on first need (BadInputError, naming model file `path`, for a model none trains)."
+    if family := _trains(model) or (load_families() and _trains(model)): return family
     raise BadInputError(f"no model family trains '{model}' (known: {', '.join(known_models())})", path)
 
 # %% ../nbs/02h_families.ipynb #c9f67b2d

@@ -44,7 +44,6 @@ def model_reference(model_file, paths=None) -> pd.DataFrame:
     from genre_classification.core import ProjectPaths
     from genre_classification.families import family_of, trained_settings
     from genre_classification.predict import open_predictor
-    import genre_classification.train, genre_classification.train_features     # they register the model families
     model_file, paths = Path(model_file), paths or ProjectPaths()
     meta = open_predictor(model_file, threads=1).meta          # any model file prediction reads
     if not meta.config: raise BadInputError('its metadata does not say what it was trained on; give the reference feature table (--reference)', model_file)

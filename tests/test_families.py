@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import genre_classification.train, genre_classification.train_features      # they register the built-in families
+import genre_classification.train
 from genre_classification.core import BadInputError, GENRES
 from genre_classification.evaluate import evaluate_model_file
 from genre_classification.families import FAMILIES, family_of, known_models

@@ -87,10 +87,21 @@ def test_no_module_imports_a_later_notebook():
     assert by_name <= UPWARD_BY_NAME, f'named to import, from a later notebook: {sorted(by_name - UPWARD_BY_NAME)}'
 
 
-def test_evaluate_finds_every_family_through_the_training_modules_that_register_them():
-    "`evaluate` scores a model as its family says, and the families register where they train: it reaches them all (predicting does not)."
-    chains = reached(import_graph(), 'evaluate')
-    assert {'families', 'train', 'train_features'} <= set(chains), sorted(chains)
+FAMILIES_FOUND = """
+import json, sys
+import genre_classification.evaluate
+before = sorted(m for m in ('genre_classification.train', 'genre_classification.train_features') if m in sys.modules)
+from genre_classification.families import family_of
+print(json.dumps([before, {m: family_of(m).name for m in ('resnet18', 'musicnn_probe', 'feature_mlp')}]))
+"""
+
+
+def test_evaluate_finds_every_family_through_the_entry_points_that_declare_their_modules():
+    "`evaluate` imports no training module itself: `family_of` loads the modules the package declares (entry points) on first need."
+    done = subprocess.run([sys.executable, '-c', FAMILIES_FOUND], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    before, found = json.loads(done.stdout)
+    assert before == [] and found == {'resnet18': 'cnn', 'musicnn_probe': 'musicnn_probe', 'feature_mlp': 'feature_mlp'}, (before, found)
 
 
 LOADED = """
@@ -210,9 +221,7 @@ sys.exit(0 if codes == [2, 2] else 3)
 def test_no_module_imports_a_name_it_does_not_use():
     "pyflakes (the `dev` extra) finds no unused import in the package; an import for its side effect says so here, with why."
     api, messages = pytest.importorskip('pyflakes.api'), pytest.importorskip('pyflakes.messages')
-    for_effect = {('evaluate', 'genre_classification.train_features'),  # importing train and train_features registers their model families
-                  ('monitor', 'genre_classification.train_features'),
-                  ('predict', 'torch')}                                  # is PyTorch installed? (to build the default model)
+    for_effect = {('predict', 'torch')}                                  # is PyTorch installed? (to build the default model)
     class Found:
         def __init__(self): self.unused = []
         def flake(self, m):

@@ -13,11 +13,13 @@ from genre_classification.hooks.tracker import Checkpointing, EarlyStopping, Mod
 from genre_classification.learner import (EVENTS, CancelBatchException, CancelFitException, Learner, TrainHook, fit, make_optimizer,
                                           make_schedule, scaled_lr)
 from genre_classification.metrics import Evaluation
+from genre_classification.model_meta import ModelMeta
 from genre_classification.training_data import TensorBatches
 
 gen = torch.Generator().manual_seed(0)
 X = torch.cat([torch.randn(16, 2, generator=gen) + 2, torch.randn(16, 2, generator=gen) - 2])
 Y = torch.arange(2).repeat_interleave(16)
+TOY_META = ModelMeta(family='toy', model='toy', classes=['a', 'b'], input_kind='points')      # what its model files say
 
 
 def evaluation(net) -> Evaluation:
@@ -89,7 +91,7 @@ def test_a_cancelled_fit_is_still_scored_and_saved(tmp_path):
             if learn.epoch == 1: raise CancelFitException()
     class SeesTheEnd(TrainHook):
         def after_fit(self, learn): self.error = learn.error
-    meta = lambda learn: {'model': 'toy'}
+    meta = lambda learn: TOY_META
     learn = learner(5, [StopAfter2(), rec := Records(), end := SeesTheEnd(), Checkpointing(tmp_path, meta), ModelFile(tmp_path / 'model.pt', meta)])
     test = fit(learn)
     assert isinstance(test, Evaluation) and len(learn.history) == 2 and end.error is None
@@ -106,7 +108,7 @@ class Scores(TrainHook):
 
 def test_early_stopping_stops_after_patience(tmp_path, capsys):
     scores = [0.5, 0.6, 0.62, 0.61, 0.9, 0.95]
-    ck = Checkpointing(tmp_path, lambda learn: {})
+    ck = Checkpointing(tmp_path, lambda learn: TOY_META)
     learn = learner(6, [Scores(scores), stopper := EarlyStopping(min_delta=0.05, patience=2), ck])
     assert isinstance(fit(learn), Evaluation)
     assert len(learn.history) == 4 and (stopper.best, stopper.best_epoch) == (0.6, 1)
