@@ -3,7 +3,7 @@ time through a DataLoader, from cached log-mels or spectrogram PNGs: samples/s a
 for data), and the model step by setting (fp32, channels-last, bf16 autocast), with ratios from the same run.
 (The log-mel cache's speed with 1 and 2 processes: benchmarks/data_steps.py.)
 
-    .venv/bin/python benchmarks/training.py [--tracks-per-genre 40] [--runs 3] [--steps 20]
+    .venv/bin/python benchmarks/training.py [--tracks-per-genre 40] [--runs 3] [--steps 20] [--step-models small_cnn resnet18]
 """
 import argparse, sys, tempfile, time
 from pathlib import Path
@@ -63,11 +63,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--tracks-per-genre', type=int, default=40); p.add_argument('--runs', type=int, default=3)
     p.add_argument('--steps', type=int, default=20)
+    p.add_argument('--step-models', nargs='*', default=['small_cnn', 'resnet18'], help='the models of the step table (none: no step table)')
     a = p.parse_args()
     work = Path(tempfile.mkdtemp()); paths = ProjectPaths(root=work)
     root = make_default_dataset(work / 'data', tracks_per_genre=a.tracks_per_genre, seconds=10.0, progress=False)
     input_table(root, paths, a.runs)
-    step_table(['small_cnn', 'resnet18'], [32], 'cpu', a.steps)
+    if a.step_models: step_table(a.step_models, [32], 'cpu', a.steps)
 
 
 if __name__ == '__main__':

@@ -15,14 +15,15 @@ from .core import BadInputError, ProjectPaths, Settings, check_params, write_rep
 from .command_line import options_from
 from .core import Experiment, TrackingUri, resolve_path
 from .metrics import Evaluation, plot_confusion_matrix
+from .confidence import score_intervals
 from .families import family_of, trained_settings
 from .model_meta import ModelMeta
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
 
 # %% auto #0
-__all__ = ['EvaluateConfig', 'model_file_of', 'evaluate_model_file', 'per_genre_report', 'confused_pairs',
-           'write_evaluation_reports', 'compare_runs', 'log_evaluation', 'evaluate_cli']
+__all__ = ['EvaluateConfig', 'model_file_of', 'evaluate_model_file', 'per_genre_report', 'confused_pairs', 'track_intervals',
+           'interval_metrics', 'write_evaluation_reports', 'compare_runs', 'log_evaluation', 'evaluate_cli']
 
 # %% ../nbs/04_evaluate.ipynb #1ebbe7b0
 class EvaluateConfig(Settings):
@@ -76,12 +77,24 @@ def confused_pairs(labels, predicted, classes: list[str], top: int = 5) -> pd.Da
     pairs['share of true genre'] = pairs.tracks / pairs.true.map(pd.Series([classes[i] for i in labels]).value_counts())
     return pairs.head(top)
 
+# %% ../nbs/04_evaluate.ipynb #7922ae31
+def track_intervals(evaluation: Evaluation, seed: int = 0) -> pd.DataFrame:
+    "Track accuracy and macro-F1 of `evaluation` (rows), each with its 95% bootstrap interval over the tracks (`estimate`, `low`, `high`)."
+    intervals = score_intervals(evaluation.track_labels, evaluation.track_probs.argmax(1), seed=seed)
+    return pd.DataFrame([{'estimate': i.estimate, 'low': i.low, 'high': i.high} for i in intervals.values()],
+                        index=pd.Index([f'track_{name}' for name in intervals], name='metric'))
+
+def interval_metrics(evaluation: Evaluation, prefix: str) -> dict[str, float]:
+    "The bounds of `track_intervals` as flat metrics, `<prefix><metric>_low` and `_high` (for reports and MLflow)."
+    table = track_intervals(evaluation)
+    return {f'{prefix}{metric}_{bound}': float(table.loc[metric, bound]) for metric in table.index for bound in ('low', 'high')}
+
 # %% ../nbs/04_evaluate.ipynb #07c8ce5d
 def write_evaluation_reports(evaluation: Evaluation, classes: list[str], split: str, dest) -> list[Path]:
-    "Write `dest/evaluate.json` (the metrics of `split`, and F1 per genre) and `dest/confusion.csv` (actual and predicted genre per track)."
+    "Write `dest/evaluate.json` (the metrics of `split` with their intervals' bounds, and F1 per genre) and `dest/confusion.csv` (actual and predicted genre per track)."
     dest, predicted = Path(dest), evaluation.track_probs.argmax(1)
     f1 = per_genre_report(evaluation.track_labels, predicted, classes).f1
-    metrics = {**{f'{split}_{k}': float(v) for k, v in evaluation.metrics.items()},
+    metrics = {**{f'{split}_{k}': float(v) for k, v in evaluation.metrics.items()}, **interval_metrics(evaluation, f'{split}_'),
                **{f'{split}_f1_{genre}': float(f1[genre]) for genre in classes}}
     confusion = pd.DataFrame({'actual': [classes[i] for i in evaluation.track_labels], 'predicted': [classes[i] for i in predicted]})
     return [write_report(dest / 'evaluate.json', metrics), write_report(dest / 'confusion.csv', confusion)]
@@ -101,11 +114,11 @@ def compare_runs(experiment: str = 'genre-classification', uri: str = '', paths:
     return table.sort_values('track macro-F1', ascending=False, na_position='last').reset_index(drop=True) if 'track macro-F1' in table else table
 
 def log_evaluation(run_id: str, split: str, ev: Evaluation, classes: list[str], uri: str = '', paths: ProjectPaths | None = None) -> None:
-    "Add `ev`'s metrics and confusion matrix to MLflow run `run_id`."
+    "Add `ev`'s metrics (and the bounds of its intervals) and confusion matrix to MLflow run `run_id`."
     paths = paths or ProjectPaths()
     import mlflow, matplotlib.pyplot as plt
     client = mlflow.MlflowClient(tracking_uri(uri, paths))
-    for k, v in ev.metrics.items(): client.log_metric(run_id, f'eval_{split}_{k}', v)
+    for k, v in {**ev.metrics, **interval_metrics(ev, '')}.items(): client.log_metric(run_id, f'eval_{split}_{k}', v)
     fig = plot_confusion_matrix(ev.track_labels, ev.track_probs.argmax(1), classes, title=f'{split} tracks (rows: true genre)')
     client.log_figure(run_id, fig, f'eval_{split}_confusion_matrix.png'); plt.close(fig)
 
@@ -120,6 +133,7 @@ def evaluate_cli(**settings):
     print(f"{path}: {meta.model}, trained on {meta.trained_on}\n")
     print(per_genre_report(ev.track_labels, ev.track_probs.argmax(1), meta.classes).round(3).to_string(), '\n')
     print(pd.Series(ev.metrics).round(3).to_string(), '\n')
+    print(track_intervals(ev).round(3).to_string(), f'\n(95% bootstrap intervals over the {len(ev.track_labels)} tracks)\n')
     print('most confused:\n' + confused_pairs(ev.track_labels, ev.track_probs.argmax(1), meta.classes).round(3).to_string(index=False))
     if cfg.log_to_run and meta.mlflow_run_id: log_evaluation(meta.mlflow_run_id, cfg.split, ev, meta.classes, cfg.mlflow_tracking_uri, paths)
     if cfg.reports_dir: write_evaluation_reports(ev, meta.classes, cfg.split, resolve_path(cfg.reports_dir, paths))

@@ -1,5 +1,5 @@
 "The evaluation notebook as a pipeline: reports, figures, metrics written back into the training run, and the CLI."
-import json, os, subprocess, sys
+import json, re, os, subprocess, sys
 from pathlib import Path
 
 import mlflow
@@ -35,6 +35,7 @@ def test_the_evaluation_notebook_reports_and_writes_back(trained):
     assert 'macro average' in html and 'share of true genre' in html and result.run_id in html
     run = mlflow.MlflowClient(uri).get_run(result.run_id)
     assert run.data.metrics['eval_test_track_accuracy'] == pytest.approx(result.test.metrics['track_accuracy'])
+    assert run.data.metrics['eval_test_track_accuracy_low'] <= run.data.metrics['eval_test_track_accuracy'] <= run.data.metrics['eval_test_track_accuracy_high']
     artifacts = [a.path for a in mlflow.MlflowClient(uri).list_artifacts(result.run_id)]
     assert 'eval_test_confusion_matrix.png' in artifacts
 
@@ -54,4 +55,7 @@ def test_the_cli_prints_per_genre_metrics(trained):
     assert done.returncode == 0, done.stderr
     assert 'macro average' in done.stdout and 'most confused' in done.stdout
     printed = {l.split()[0]: float(l.split()[1]) for l in done.stdout.splitlines() if l.startswith(('track_', 'segment_'))}
+    # the interval table: each score with its 95% bootstrap bounds, over the test tracks
+    estimate, low, high = map(float, next(l for l in done.stdout.splitlines() if l.startswith('track_accuracy') and len(l.split()) == 4).split()[1:])
+    assert low <= estimate <= high and re.search(r'95% bootstrap intervals over the \d+ tracks', done.stdout), done.stdout
     assert printed['track_accuracy'] == pytest.approx(result.test.metrics['track_accuracy'], abs=5e-4)
