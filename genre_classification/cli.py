@@ -25,6 +25,7 @@ COMMANDS = {
     'train-using-image-features': ('genre_classification.train', 'train_using_image_features_cli', 'train a CNN on spectrogram images'),
     'train-using-audio-features': ('genre_classification.train_features', 'train_using_audio_features_cli', 'train the MLP on Kaggle features'),
     'evaluate': ('genre_classification.evaluate', 'evaluate_cli', 'per-genre metrics of a trained model on a split'),
+    'compare-models': ('genre_classification.evaluate', 'compare_models_cli', 'two trained models on the same tracks: differences with intervals, McNemar'),
     'export': ('genre_classification.export', 'export_cli', 'export a trained model to ONNX'),
     'build-real-music-model': ('genre_classification.predict', 'build_real_music_model_cli', "predictors' default: the musicnn tagger + the feature MLP"),
     'batch-predict': ('genre_classification.batch', 'batch_predict_cli', 'genres of a whole library on Ray, as Parquet (pip install ".[batch]")'),

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from .core import BadInputError, ProjectPaths, Settings, check_params, write_report
+from .core import BadInputError, ProjectPaths, Seed, Settings, check_params, write_report
 from .command_line import options_from
 from .core import Experiment, TrackingUri, resolve_path
 from .metrics import Evaluation, plot_confusion_matrix
-from .confidence import score_intervals
+from .confidence import compare_models, score_intervals
 from .families import family_of, trained_settings
 from .model_meta import ModelMeta
 from .tracking import set_experiment, tracking_uri
@@ -23,7 +23,8 @@ from .models import latest_model_file, model_file_in
 
 # %% auto #0
 __all__ = ['EvaluateConfig', 'model_file_of', 'evaluate_model_file', 'per_genre_report', 'confused_pairs', 'track_intervals',
-           'interval_metrics', 'write_evaluation_reports', 'compare_runs', 'log_evaluation', 'evaluate_cli']
+           'interval_metrics', 'write_evaluation_reports', 'compare_runs', 'log_evaluation', 'evaluate_cli',
+           'CompareConfig', 'compare_model_files', 'compare_models_cli']
 
 # %% ../nbs/04_evaluate.ipynb #1ebbe7b0
 class EvaluateConfig(Settings):
@@ -137,3 +138,34 @@ def evaluate_cli(**settings):
     print('most confused:\n' + confused_pairs(ev.track_labels, ev.track_probs.argmax(1), meta.classes).round(3).to_string(index=False))
     if cfg.log_to_run and meta.mlflow_run_id: log_evaluation(meta.mlflow_run_id, cfg.split, ev, meta.classes, cfg.mlflow_tracking_uri, paths)
     if cfg.reports_dir: write_evaluation_reports(ev, meta.classes, cfg.split, resolve_path(cfg.reports_dir, paths))
+
+# %% ../nbs/04_evaluate.ipynb #dff960ef
+class CompareConfig(Settings):
+    "Two trained models, and the tracks to compare them on."
+    model_a: str = Field(description='the first model file from training (or a checkpoints folder: its newest)')
+    model_b: str = Field(description='the second')
+    data_dir: str = Field('', description='labelled audio to score both on; empty = the data they were trained on')
+    split: Literal['test', 'valid', 'train'] = Field('test', description='which tracks to compare them on')
+    seed: Seed = 0
+
+def compare_model_files(model_a, model_b, split: str = 'test', data_dir: str = '', paths: ProjectPaths | None = None, seed: int = 0) -> pd.DataFrame:
+    "Models `model_a` and `model_b` on the same tracks of `split`: each one's scores, their differences (95% intervals) and McNemar's p."
+    paths = paths or ProjectPaths()
+    (ev_a, meta_a), (ev_b, meta_b) = (evaluate_model_file(f, split, data_dir, paths) for f in (model_a, model_b))
+    if meta_a.classes != meta_b.classes:
+        raise BadInputError(f'it knows other genres ({", ".join(meta_b.classes)}) than {Path(model_a).name} ({", ".join(meta_a.classes)}): no track-by-track comparison', model_b)
+    if list(ev_a.track_ids) != list(ev_b.track_ids):
+        raise BadInputError(f'its {split} tracks are not those of {model_a} (trained on another split or other data): '
+                            'give both the same tracks with --data_dir', model_b)
+    names = (f'A ({meta_a.model})', f'B ({meta_b.model})')
+    return compare_models(ev_a.track_labels, ev_a.track_probs.argmax(1), ev_b.track_probs.argmax(1), names=names, seed=seed)
+
+@options_from(CompareConfig, positional=('model_a', 'model_b'))
+def compare_models_cli(**settings):
+    "Two trained models on the same tracks: their scores, the differences with 95% intervals, and McNemar's exact p-value."
+    cfg = check_params(CompareConfig, settings)
+    paths = ProjectPaths()
+    a, b = (model_file_in(resolve_path(f, paths)) for f in (cfg.model_a, cfg.model_b))
+    table = compare_model_files(a, b, cfg.split, cfg.data_dir, paths, cfg.seed)
+    print(f'A: {a}\nB: {b}\n\n{table.round(3).to_string()}\n\n(95% bootstrap intervals over the {cfg.split} tracks; '
+          "mcnemar_p: McNemar's exact test of the tracks only one model got right)")

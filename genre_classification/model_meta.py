@@ -79,16 +79,18 @@ class TaggerMeta(ModelMeta):
 # model files older than the `family` key: the family their model's name meant when they were written
 OLD_FILE_FAMILIES = {'musicnn_probe': 'musicnn_probe', 'feature_mlp': 'feature_mlp', 'musicnn_tagger': 'musicnn_tagger'}
 
-def _field_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    return f"{'.'.join(map(str, err['loc'])) or 'its metadata'}: {err['msg']}"
+def _field_errors(e: ValidationError) -> str:
+    "What a record lacks and what is wrong in it, on one line: `without a, b; c: why`."
+    where = lambda err: '.'.join(map(str, err['loc'])) or 'the record'
+    missing = [where(err) for err in e.errors() if err['type'] == 'missing']
+    return '; '.join(([f"without {', '.join(missing)}"] if missing else []) + [f"{where(err)}: {err['msg']}" for err in e.errors() if err['type'] != 'missing'])
 
 def read_meta(raw, path=None) -> ModelMeta:
     "The typed record of metadata `raw` read from model file `path`: its family's record (BadInputError naming `path` and the field when it is not one)."
     if not isinstance(raw, dict): raise BadInputError(f'its metadata is not a record ({type(raw).__name__})', path)
     if 'family' not in raw: raw = {**raw, 'family': OLD_FILE_FAMILIES.get(raw.get('model'), 'cnn')}
     try: return META_RECORDS.get(raw['family'], ModelMeta).model_validate(raw)
-    except ValidationError as e: raise BadInputError(f'its metadata is not a model\'s ({_field_error(e)})', path) from None
+    except ValidationError as e: raise BadInputError(f'its metadata is not a model\'s ({_field_errors(e)})', path) from None
 
 # %% ../nbs/00b_model_meta.ipynb #73ab4353
 MANIFEST_KIND = 'tags+features'
@@ -116,4 +118,4 @@ def read_manifest(manifest_file) -> RealMusicManifest:
     raw = {k: v for k, v in raw.items() if k != 'genre_tags'}
     try: return RealMusicManifest.model_validate(raw)
     except ValidationError as e:
-        raise BadInputError(f'a real-music model file with {_field_error(e)} (make it again: pipeline build-real-music-model)', manifest_file) from None
+        raise BadInputError(f'a real-music model file {_field_errors(e)} (make it again: pipeline build-real-music-model)', manifest_file) from None

@@ -8,7 +8,10 @@ import pytest
 
 from genre_classification.core import ProjectPaths
 from genre_classification.datasets import make_default_dataset
+from genre_classification.core import BadInputError
+from genre_classification.evaluate import compare_model_files
 from genre_classification.train import TrainConfig, train
+from genre_classification.train_features import FeatureTrainConfig, train_feature_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,3 +62,21 @@ def test_the_cli_prints_per_genre_metrics(trained):
     estimate, low, high = map(float, next(l for l in done.stdout.splitlines() if l.startswith('track_accuracy') and len(l.split()) == 4).split()[1:])
     assert low <= estimate <= high and re.search(r'95% bootstrap intervals over the \d+ tracks', done.stdout), done.stdout
     assert printed['track_accuracy'] == pytest.approx(result.test.metrics['track_accuracy'], abs=5e-4)
+
+
+def test_compare_models_gives_the_difference_with_its_interval_and_mcnemars_p(trained):
+    "`pipeline compare-models`: the same network after one epoch and after two, on the same test tracks; a missing file is one line."
+    root, uri, result = trained
+    younger = train(result.config.model_copy(update={'epochs': 1, 'checkpoints_path': str(root / 'ck1')}), ProjectPaths(root=root), progress=False)
+    pipeline = str(Path(sys.executable).parent / 'pipeline')
+    done = subprocess.run([pipeline, 'compare-models', str(result.model_file), str(younger.model_file)], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    row = next(l for l in done.stdout.splitlines() if 'A (small_cnn) - B (small_cnn)' in l and 'accuracy' in l).split()
+    estimate, low, high, p = map(float, row[-4:])
+    assert estimate == pytest.approx(result.test.metrics['track_accuracy'] - younger.test.metrics['track_accuracy'], abs=5e-4)
+    assert low <= estimate <= high and 0 <= p <= 1, done.stdout
+    missing = subprocess.run([pipeline, 'compare-models', str(result.model_file), str(root / 'nowhere.pt')], capture_output=True, text=True, cwd=root)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1 and 'nowhere.pt' in missing.stderr, missing.stderr
+    # the feature MLP's test tracks are rows of its table, not these tracks: no track-by-track comparison
+    mlp = train_feature_model(FeatureTrainConfig(epochs=2, ensemble=1, checkpoints_path=str(root / 'ck-mlp')), ProjectPaths(root=root), log_to_mlflow=False)
+    with pytest.raises(BadInputError, match='test tracks are not those of'): compare_model_files(result.model_file, mlp.model_file, paths=ProjectPaths(root=root))
