@@ -194,6 +194,7 @@ def latest_model_file(checkpoints=None, model: str = '') -> Path:
     return files[-1]
 
 def model_file_in(path, model: str = '') -> Path:
-    "`path` if it is a model file; the newest model (of architecture `model`) under it if it is a checkpoints folder."
+    "`path` if it is a model file; the `model.pt` of a run's folder; the newest model (of architecture `model`) under a checkpoints folder."
     path = Path(path)
+    if path.is_dir() and (path / 'model.pt').is_file(): return path / 'model.pt'      # one run's folder
     return latest_model_file(path, model) if path.is_dir() else path
