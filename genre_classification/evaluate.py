@@ -85,17 +85,16 @@ def track_intervals(evaluation: Evaluation, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame([{'estimate': i.estimate, 'low': i.low, 'high': i.high} for i in intervals.values()],
                         index=pd.Index([f'track_{name}' for name in intervals], name='metric'))
 
-def interval_metrics(evaluation: Evaluation, prefix: str) -> dict[str, float]:
-    "The bounds of `track_intervals` as flat metrics, `<prefix><metric>_low` and `_high` (for reports and MLflow)."
-    table = track_intervals(evaluation)
-    return {f'{prefix}{metric}_{bound}': float(table.loc[metric, bound]) for metric in table.index for bound in ('low', 'high')}
+def interval_metrics(intervals: pd.DataFrame, prefix: str) -> dict[str, float]:
+    "The bounds of a `track_intervals` table as flat metrics, `<prefix><metric>_low` and `_high` (for reports and MLflow)."
+    return {f'{prefix}{metric}_{bound}': float(intervals.loc[metric, bound]) for metric in intervals.index for bound in ('low', 'high')}
 
 # %% ../nbs/04_evaluate.ipynb #07c8ce5d
-def write_evaluation_reports(evaluation: Evaluation, classes: list[str], split: str, dest) -> list[Path]:
+def write_evaluation_reports(evaluation: Evaluation, classes: list[str], split: str, dest, intervals: pd.DataFrame | None = None) -> list[Path]:
     "Write `dest/evaluate.json` (the metrics of `split` with their intervals' bounds, and F1 per genre) and `dest/confusion.csv` (actual and predicted genre per track)."
     dest, predicted = Path(dest), evaluation.track_probs.argmax(1)
     f1 = per_genre_report(evaluation.track_labels, predicted, classes).f1
-    metrics = {**{f'{split}_{k}': float(v) for k, v in evaluation.metrics.items()}, **interval_metrics(evaluation, f'{split}_'),
+    metrics = {**{f'{split}_{k}': float(v) for k, v in evaluation.metrics.items()}, **interval_metrics(track_intervals(evaluation) if intervals is None else intervals, f'{split}_'),
                **{f'{split}_f1_{genre}': float(f1[genre]) for genre in classes}}
     confusion = pd.DataFrame({'actual': [classes[i] for i in evaluation.track_labels], 'predicted': [classes[i] for i in predicted]})
     return [write_report(dest / 'evaluate.json', metrics), write_report(dest / 'confusion.csv', confusion)]
@@ -114,12 +113,13 @@ def compare_runs(experiment: str = 'genre-classification', uri: str = '', paths:
     table = runs[[c for c in columns if c in runs]].rename(columns=columns)
     return table.sort_values('track macro-F1', ascending=False, na_position='last').reset_index(drop=True) if 'track macro-F1' in table else table
 
-def log_evaluation(run_id: str, split: str, ev: Evaluation, classes: list[str], uri: str = '', paths: ProjectPaths | None = None) -> None:
+def log_evaluation(run_id: str, split: str, ev: Evaluation, classes: list[str], uri: str = '', paths: ProjectPaths | None = None,
+                   intervals: pd.DataFrame | None = None) -> None:
     "Add `ev`'s metrics (and the bounds of its intervals) and confusion matrix to MLflow run `run_id`."
     paths = paths or ProjectPaths()
     import mlflow, matplotlib.pyplot as plt
     client = mlflow.MlflowClient(tracking_uri(uri, paths))
-    for k, v in {**ev.metrics, **interval_metrics(ev, '')}.items(): client.log_metric(run_id, f'eval_{split}_{k}', v)
+    for k, v in {**ev.metrics, **interval_metrics(track_intervals(ev) if intervals is None else intervals, '')}.items(): client.log_metric(run_id, f'eval_{split}_{k}', v)
     fig = plot_confusion_matrix(ev.track_labels, ev.track_probs.argmax(1), classes, title=f'{split} tracks (rows: true genre)')
     client.log_figure(run_id, fig, f'eval_{split}_confusion_matrix.png'); plt.close(fig)
 
@@ -134,10 +134,11 @@ def evaluate_cli(**settings):
     print(f"{path}: {meta.model}, trained on {meta.trained_on}\n")
     print(per_genre_report(ev.track_labels, ev.track_probs.argmax(1), meta.classes).round(3).to_string(), '\n')
     print(pd.Series(ev.metrics).round(3).to_string(), '\n')
-    print(track_intervals(ev).round(3).to_string(), f'\n(95% bootstrap intervals over the {len(ev.track_labels)} tracks)\n')
+    intervals = track_intervals(ev)          # computed once: printed, written and logged
+    print(intervals.round(3).to_string(), f'\n(95% bootstrap intervals over the {len(ev.track_labels)} tracks)\n')
     print('most confused:\n' + confused_pairs(ev.track_labels, ev.track_probs.argmax(1), meta.classes).round(3).to_string(index=False))
-    if cfg.log_to_run and meta.mlflow_run_id: log_evaluation(meta.mlflow_run_id, cfg.split, ev, meta.classes, cfg.mlflow_tracking_uri, paths)
-    if cfg.reports_dir: write_evaluation_reports(ev, meta.classes, cfg.split, resolve_path(cfg.reports_dir, paths))
+    if cfg.log_to_run and meta.mlflow_run_id: log_evaluation(meta.mlflow_run_id, cfg.split, ev, meta.classes, cfg.mlflow_tracking_uri, paths, intervals)
+    if cfg.reports_dir: write_evaluation_reports(ev, meta.classes, cfg.split, resolve_path(cfg.reports_dir, paths), intervals)
 
 # %% ../nbs/04_evaluate.ipynb #dff960ef
 class CompareConfig(Settings):
