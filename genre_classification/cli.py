@@ -26,6 +26,7 @@ COMMANDS = {
     'train-using-audio-features': ('genre_classification.train_features', 'train_using_audio_features_cli', 'train the MLP on Kaggle features'),
     'evaluate': ('genre_classification.evaluate', 'evaluate_cli', 'per-genre metrics of a trained model on a split'),
     'compare-models': ('genre_classification.evaluate', 'compare_models_cli', 'two trained models on the same tracks: differences with intervals, McNemar'),
+    'cross-validate': ('genre_classification.cross_validate', 'cross_validate_cli', 'k-fold cross-validation of any model: mean ± std, 95% intervals, folds by artist/album'),
     'export': ('genre_classification.export', 'export_cli', 'export a trained model to ONNX'),
     'build-real-music-model': ('genre_classification.predict', 'build_real_music_model_cli', "predictors' default: the musicnn tagger + the feature MLP"),
     'batch-predict': ('genre_classification.batch', 'batch_predict_cli', 'genres of a whole library on Ray, as Parquet (pip install ".[batch]")'),

@@ -55,9 +55,11 @@ def command_parser(fn: Callable, prog: str | None = None) -> argparse.ArgumentPa
     return p
 
 def run_command(fn: Callable, argv: list[str] | None, prog: str) -> int:
-    "Parse `argv` (the command line's when `None`) into `fn`'s parameters (`command_parser`) and call it; the exit code (user errors: one line, 2)."
-    args = vars(command_parser(fn, prog).parse_args(sys.argv[1:] if argv is None else list(argv)))
-    try: result = fn(**args)
+    "Parse `argv` (the command line's when `None`) into `fn`'s parameters (`command_parser`) and call it; the exit code (user errors: one line, 2). A `fn` whose options depend on an argument says which they are with `fn.for_arguments(argv)`."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if hasattr(fn, 'for_arguments'): fn = fn.for_arguments(argv)      # e.g. cross-validate: its --model's family's training options
+        result = fn(**vars(command_parser(fn, prog).parse_args(argv)))
     except BadInputError as e:
         print(f'{prog}: error: {e}', file=sys.stderr); return 2
     except KeyboardInterrupt:

@@ -15,8 +15,8 @@ from scipy import stats
 from .core import BadInputError
 
 # %% auto #0
-__all__ = ['METRICS', 'accuracy', 'macro_f1', 'Interval', 'bootstrap_ci', 'score_intervals', 'paired_bootstrap', 'McNemar',
-           'mcnemar_exact', 'compare_models']
+__all__ = ['METRICS', 'accuracy', 'macro_f1', 'Interval', 'bootstrap_ci', 'score_intervals', 'repeated_score_intervals',
+           'paired_bootstrap', 'McNemar', 'mcnemar_exact', 'compare_models']
 
 # %% ../nbs/02e_confidence.ipynb #c1425584
 def accuracy(y_true, y_pred) -> float:
@@ -91,6 +91,14 @@ def bootstrap_ci(y_true,                     # the tracks' labels
 def score_intervals(y_true, y_pred, **kw) -> dict[str, Interval]:
     "Each of `METRICS` of the predictions `y_pred` of labels `y_true`, with its bootstrap interval (`kw`: `bootstrap_ci`'s settings)."
     return {name: bootstrap_ci(y_true, y_pred, metric, **kw) for name, metric in METRICS.items()}
+
+# %% ../nbs/02e_confidence.ipynb #27c1447a
+def repeated_score_intervals(y_true, preds, **kw) -> dict[str, Interval]:
+    "Each of `METRICS` averaged over `preds` (several predictions of the same tracks, e.g. a cross-validation's repeats), with a bootstrap interval drawing the same tracks for all (`kw`: `bootstrap_ci`'s settings)."
+    arrays = tuple(_per_track(y_true, *preds))
+    n_resamples, confidence, seed, method = (kw.get(k, d) for k, d in (('n_resamples', 2000), ('confidence', 0.95), ('seed', 0), ('method', 'percentile')))
+    def averaged(metric): return lambda y, *ps: float(np.mean([metric(y, p) for p in ps]))
+    return {name: _bootstrap(arrays, averaged(metric), n_resamples, confidence, seed, method) for name, metric in METRICS.items()}
 
 # %% ../nbs/02e_confidence.ipynb #487fc851
 def paired_bootstrap(y_true,                     # the tracks' labels

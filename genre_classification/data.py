@@ -19,10 +19,11 @@ from .parallel import map_in_processes
 
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'AUDIO_EXTENSIONS', 'LIBROSA_GUFUNC_MODULES', 'SPLIT_NAMES', 'PATH_COLUMNS', 'LABEL_COLUMNS',
-           'FMA_SUBSETS', 'IMAGE_EXTENSIONS', 'SPLITS', 'SPLIT_METHODS', 'ffmpeg_executable', 'stream_audio_rates',
-           'stream_audio', 'load_audio', 'import_librosa', 'track_id_of', 'probe_audio', 'warn_unreadable', 'flat_name',
-           'keep_decodable', 'find_tracks', 'read_track_table', 'read_fma', 'dataset_layout', 'find_dataset',
-           'find_images', 'fault_filtered_lists', 'packaged_feature_table', 'split_tracks', 'labels_in']
+           'GROUP_COLUMNS', 'FMA_SUBSETS', 'IMAGE_EXTENSIONS', 'SPLITS', 'SPLIT_METHODS', 'ffmpeg_executable',
+           'stream_audio_rates', 'stream_audio', 'load_audio', 'import_librosa', 'track_id_of', 'probe_audio',
+           'warn_unreadable', 'flat_name', 'keep_decodable', 'find_tracks', 'read_track_table', 'read_fma',
+           'dataset_layout', 'find_dataset', 'find_images', 'fault_filtered_lists', 'packaged_feature_table',
+           'split_tracks', 'labels_in']
 
 # %% ../nbs/01_data.ipynb #b4ee4482
 SAMPLE_RATE = 22050
@@ -176,6 +177,12 @@ def _folder_labels(root: Path, files: list[Path]) -> list[tuple[str | None, str 
     if folders and all(p and p[-1] in GENRES for p in folders): return [(p[-1], None) for p in folders]   # GTZAN's archives side by side
     return [(p[common] if len(p) > common else None, None) for p in folders]
 
+def _album(f: Path, root: Path, label: str) -> str | None:
+    "The album of file `f`: the folders between its label's folder and it ('lofi/album one'), or None for a file in the label's folder itself."
+    parts = f.parent.relative_to(root).parts
+    at = max((i for i, part in enumerate(parts) if part == label), default=len(parts))
+    return '/'.join(parts[at:]) if len(parts) > at + 1 else None
+
 def _track_id(p: Path, root: Path) -> str:
     return track_id_of(p.name) if _GTZAN_NAME.match(p.name) else p.relative_to(root).with_suffix('').as_posix()
 
@@ -191,8 +198,8 @@ def keep_decodable(tracks: pd.DataFrame, n_workers: int | None = None) -> pd.Dat
     return tracks[~tracks.path.isin(problems)].reset_index(drop=True)
 
 def find_tracks(root, labelled: bool = True, probe: bool = True, n_workers: int | None = None) -> pd.DataFrame:
-    """A table (track_id, genre, path, and split where split folders give it) of the decodable audio below `root`, in a folder
-    per label; `labelled=False`: any audio, its folder's name as the genre. Undecodable files are warned about and left out."""
+    """A table (track_id, genre, path; split and album where folders give them) of the decodable audio below `root`, in a folder
+    per label (albums in subfolders of it); `labelled=False`: any audio, its folder's name as the genre. Undecodable files are warned about and left out."""
     root = Path(root)
     if not root.is_dir(): raise BadInputError('no such folder' if not root.exists() else 'not a folder', root)
     files = _audio_candidates(root)
@@ -203,22 +210,23 @@ def find_tracks(root, labelled: bool = True, probe: bool = True, n_workers: int 
     rows, seen = [], set()
     for f, (label, split) in zip(files, labels):
         if label is None or (tid := _track_id(f, root)) in seen: continue     # one track in two archives: the first
-        seen.add(tid); rows.append((tid, label, str(f), split))
+        seen.add(tid); rows.append((tid, label, str(f), split, _album(f, root, label)))
     if not rows: raise BadInputError('its audio files are in no label folder: put each label\'s tracks in a folder named after it', root)
-    tracks = pd.DataFrame(rows, columns=['track_id', 'genre', 'path', 'split'])
-    if tracks.split.isna().all(): tracks = tracks.drop(columns='split')
+    tracks = pd.DataFrame(rows, columns=['track_id', 'genre', 'path', 'split', 'album'])
+    tracks = tracks.drop(columns=[c for c in ('split', 'album') if tracks[c].isna().all()])
     if probe: tracks = keep_decodable(tracks, n_workers)
     return tracks.sort_values(['genre', 'track_id']).reset_index(drop=True)
 
 # %% ../nbs/01_data.ipynb #e2707c02
 PATH_COLUMNS, LABEL_COLUMNS = ('path', 'file_name'), ('label', 'genre')
+GROUP_COLUMNS = ('artist_id', 'artist', 'album', 'group')    # what tracks share that must not be on both sides of a split, most telling first
 
 def _column(table: pd.DataFrame, names: tuple[str, ...], what: str, source) -> str:
     if found := [c for c in names if c in table.columns]: return found[0]
     raise BadInputError(f"the table has no {what} column (one of {', '.join(names)}; it has {', '.join(map(str, table.columns[:8]))})", source)
 
 def read_track_table(csv) -> pd.DataFrame:
-    "The tracks (track_id, genre, path, and split if given) that a table of `path,label[,split]` names; Hugging Face's `metadata.csv` (`file_name`) too."
+    "The tracks (track_id, genre, path; split, artist or group if given) that a table of `path,label[,split]` names; Hugging Face's `metadata.csv` (`file_name`) too."
     csv = Path(csv)
     try: table = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except FileNotFoundError: raise BadInputError('no such table', csv) from None
@@ -233,6 +241,7 @@ def read_track_table(csv) -> pd.DataFrame:
         raise BadInputError(f'{len(missing)} of its {len(paths)} files do not exist (the first: {missing[0]}); paths are relative to the table\'s folder', csv)
     tracks = pd.DataFrame({'track_id': [p.with_suffix('').as_posix() for p in rel], 'genre': table[label_col].str.strip().values,
                            'path': [str(p) for p in paths]})
+    for group in [c for c in GROUP_COLUMNS if c in table.columns]: tracks[group] = table[group].str.strip().replace('', None).values
     if 'split' in table.columns: tracks['split'] = table['split'].str.strip().str.lower().map(SPLIT_NAMES).values
     elif all(len(p.parts) > 1 and p.parts[0].lower() in SPLIT_NAMES for p in rel): tracks['split'] = [SPLIT_NAMES[p.parts[0].lower()] for p in rel]
     if 'split' in tracks and tracks.split.isna().any():
@@ -249,7 +258,7 @@ def _fma_audio(root: Path) -> Path | None:
     return next((root / f'fma_{s}' for s in reversed(FMA_SUBSETS) if (root / f'fma_{s}').is_dir()), None)
 
 def read_fma(root) -> pd.DataFrame:
-    "The tracks (track_id, genre, path, split) of an FMA audio folder, labelled with `track.genre_top` and split by `set.split` from `fma_metadata/tracks.csv`."
+    "The tracks (track_id, genre, path, split, artist_id) of an FMA audio folder, labelled with `track.genre_top`, split by `set.split`, grouped by `artist.id` from `fma_metadata/tracks.csv`."
     audio = _fma_audio(Path(root))
     if audio is None: raise BadInputError('not an FMA folder (fma_small, fma_medium, fma_large or fma_full, or a folder holding one)', root)
     meta = audio.parent / 'fma_metadata' / 'tracks.csv'
@@ -264,6 +273,7 @@ def read_fma(root) -> pd.DataFrame:
     ids = [f'{int(t):06d}' for t in subset.index]
     tracks = pd.DataFrame({'track_id': ids, 'genre': subset['track', 'genre_top'].values,
                            'path': [str(audio / t[:3] / f'{t}.mp3') for t in ids], 'split': subset['set', 'split'].map(SPLIT_NAMES).values})
+    if ('artist', 'id') in table.columns: tracks['artist_id'] = subset['artist', 'id'].astype('Int64').astype(str).values
     no_genre, absent = tracks.genre.isna(), ~tracks.path.map(lambda p: Path(p).is_file())
     if no_genre.any() or (absent & ~no_genre).any():
         warnings.warn(f'{meta}: of the {len(tracks)} tracks of fma_{size}, {int(no_genre.sum())} have no top-level genre and '

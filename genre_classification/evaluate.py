@@ -14,17 +14,17 @@ from pydantic import Field
 from .core import BadInputError, ProjectPaths, Seed, Settings, check_params, write_report
 from .command_line import options_from
 from .core import Experiment, TrackingUri, resolve_path
-from .metrics import Evaluation, plot_confusion_matrix
-from .confidence import compare_models, score_intervals
+from .metrics import Evaluation, interval_metrics, plot_confusion_matrix, track_intervals
+from .confidence import compare_models
 from .families import family_of, trained_settings
 from .model_meta import ModelMeta
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
 
 # %% auto #0
-__all__ = ['EvaluateConfig', 'model_file_of', 'evaluate_model_file', 'per_genre_report', 'confused_pairs', 'track_intervals',
-           'interval_metrics', 'write_evaluation_reports', 'compare_runs', 'log_evaluation', 'evaluate_cli',
-           'CompareConfig', 'compare_model_files', 'compare_models_cli']
+__all__ = ['EvaluateConfig', 'model_file_of', 'evaluate_model_file', 'per_genre_report', 'confused_pairs',
+           'write_evaluation_reports', 'compare_runs', 'log_evaluation', 'evaluate_cli', 'CompareConfig',
+           'compare_model_files', 'compare_models_cli']
 
 # %% ../nbs/04_evaluate.ipynb #1ebbe7b0
 class EvaluateConfig(Settings):
@@ -78,17 +78,6 @@ def confused_pairs(labels, predicted, classes: list[str], top: int = 5) -> pd.Da
     pairs['share of true genre'] = pairs.tracks / pairs.true.map(pd.Series([classes[i] for i in labels]).value_counts())
     return pairs.head(top)
 
-# %% ../nbs/04_evaluate.ipynb #7922ae31
-def track_intervals(evaluation: Evaluation, seed: int = 0) -> pd.DataFrame:
-    "Track accuracy and macro-F1 of `evaluation` (rows), each with its 95% bootstrap interval over the tracks (`estimate`, `low`, `high`)."
-    intervals = score_intervals(evaluation.track_labels, evaluation.track_probs.argmax(1), seed=seed)
-    return pd.DataFrame([{'estimate': i.estimate, 'low': i.low, 'high': i.high} for i in intervals.values()],
-                        index=pd.Index([f'track_{name}' for name in intervals], name='metric'))
-
-def interval_metrics(intervals: pd.DataFrame, prefix: str) -> dict[str, float]:
-    "The bounds of a `track_intervals` table as flat metrics, `<prefix><metric>_low` and `_high` (for reports and MLflow)."
-    return {f'{prefix}{metric}_{bound}': float(intervals.loc[metric, bound]) for metric in intervals.index for bound in ('low', 'high')}
-
 # %% ../nbs/04_evaluate.ipynb #07c8ce5d
 def write_evaluation_reports(evaluation: Evaluation, classes: list[str], split: str, dest, intervals: pd.DataFrame | None = None) -> list[Path]:
     "Write `dest/evaluate.json` (the metrics of `split` with their intervals' bounds, and F1 per genre) and `dest/confusion.csv` (actual and predicted genre per track)."
@@ -101,14 +90,16 @@ def write_evaluation_reports(evaluation: Evaluation, classes: list[str], split: 
 
 # %% ../nbs/04_evaluate.ipynb #dfdc23da
 def compare_runs(experiment: str = 'genre-classification', uri: str = '', paths: ProjectPaths | None = None) -> pd.DataFrame:
-    "The runs of `experiment`: name, status, model, key settings and test metrics, best track macro-F1 first."
+    "The runs of `experiment`: name, status, model, key settings and test metrics with their 95% intervals, best track macro-F1 first."
     paths = paths or ProjectPaths()
     import mlflow
     exp = set_experiment(tracking_uri(uri, paths), experiment, paths)
     runs = mlflow.search_runs([exp])
     if runs.empty: return runs
     columns = {'tags.mlflow.runName': 'run', 'status': 'status', 'params.model': 'model', 'params.epochs': 'epochs', 'params.lr': 'lr',
-               'tags.dataset': 'data', 'metrics.test_track_accuracy': 'track accuracy', 'metrics.test_track_macro_f1': 'track macro-F1',
+               'tags.dataset': 'data', 'metrics.test_track_accuracy': 'track accuracy', 'metrics.test_track_accuracy_low': 'accuracy low',
+               'metrics.test_track_accuracy_high': 'accuracy high', 'metrics.test_track_macro_f1': 'track macro-F1',
+               'metrics.test_track_macro_f1_low': 'macro-F1 low', 'metrics.test_track_macro_f1_high': 'macro-F1 high',
                'metrics.test_segment_accuracy': 'window accuracy', 'run_id': 'run_id'}
     table = runs[[c for c in columns if c in runs]].rename(columns=columns)
     return table.sort_values('track macro-F1', ascending=False, na_position='last').reset_index(drop=True) if 'track macro-F1' in table else table

@@ -23,12 +23,13 @@ class ModelFamily:
     name: str
     models: tuple[str, ...]                 # the `model` names it trains, each an architecture of `models.ARCHITECTURES`
     settings: type                          # its training settings, validated
-    train: Callable                         # (settings, paths, ...) -> what training left
+    train: Callable                         # (settings, paths, data=None, progress=True, log_to_mlflow=True, tags=None) -> its TrainResult
     evaluate: Callable                      # (model, settings, classes, split, paths) -> the model's `Evaluation` on `split`
     with_data: Callable                     # (settings, data_dir) -> the settings that read `data_dir` instead
     reference: Callable                     # (settings, paths) -> the Kaggle features of the training data (monitoring's reference)
     prepare: Callable | None = None         # (settings, paths, data, progress) -> the run `03_train`'s `train` fits
     unit: str = 'window'                    # what one training example is, for people
+    tracks: Callable | None = None          # (settings, paths, progress) -> the TrackSet it learns from (None: it cannot be cross-validated)
 
 # %% ../nbs/02h_families.ipynb #3bbc2845
 FAMILIES: dict[str, ModelFamily] = {}

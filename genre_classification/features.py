@@ -19,7 +19,7 @@ from .core import (AudioConfig, BadInputError, ProjectPaths, Settings, Workers, 
                                        fingerprint, resolve_path, sha1_file)
 from .parallel import map_in_processes
 from .command_line import options_from
-from .data import SAMPLE_RATE, find_dataset, flat_name, load_audio, track_id_of, warn_unreadable
+from .data import GROUP_COLUMNS, SAMPLE_RATE, find_dataset, flat_name, load_audio, track_id_of, warn_unreadable
 from .data import import_librosa
 
 # %% auto #0
@@ -162,14 +162,15 @@ def read_feature_table(path) -> pd.DataFrame:
 
 # %% ../nbs/02_features.ipynb #2b029daa
 def dataset_feature_table(data_dir: str, paths: ProjectPaths, progress: bool = True) -> tuple[pd.DataFrame, Path]:
-    "The Kaggle features of every track of the labelled dataset in `data_dir` (any layout `find_dataset` reads), with its ids, labels and split; and the cache file."
+    "The Kaggle features of every track of the labelled dataset in `data_dir` (any layout `find_dataset` reads), with its ids, labels, split and groups; and the cache file."
     tracks = find_dataset(resolve_path(data_dir, paths))
     stats = (f'{p}:{s.st_size}:{s.st_mtime_ns}' for p, s in ((p, Path(p).stat()) for p in tracks.path))
     cache = paths.cache / 'features' / f'{fingerprint(stats)}.csv'      # a new file whenever any track changes
     table = extract_features(tracks, cache, progress=progress)          # resumes an interrupted extraction
     by_path = tracks.set_index('path')
     table = table.assign(track_id=table.source.map(by_path.track_id), label=table.source.map(by_path.genre))
-    if 'split' in tracks: table['split'] = table.source.map(by_path.split)
+    for column in ['split', *GROUP_COLUMNS]:      # the dataset's own split, and what groups its tracks (an album, an artist)
+        if column in tracks: table[column] = table.source.map(by_path[column])
     return table, cache
 
 

@@ -14,13 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import write_report
+from .confidence import score_intervals
 from .features import track_windows
 from .models import predict_windows
 from .training_data import Dist, TrackSet, gather
 
 # %% auto #0
-__all__ = ['classification_metrics', 'Evaluation', 'evaluate', 'evaluation_of', 'evaluate_probe', 'plot_learning_curve',
-           'plot_confusion_matrix', 'write_train_reports', 'log_run_results']
+__all__ = ['classification_metrics', 'Evaluation', 'evaluate', 'evaluation_of', 'evaluate_probe', 'track_intervals',
+           'interval_metrics', 'plot_learning_curve', 'plot_confusion_matrix', 'write_train_reports', 'log_run_results']
 
 # %% ../nbs/02e_metrics.ipynb #edb6c42a
 def classification_metrics(y_true, y_pred, n_classes: int) -> dict[str, float]:
@@ -67,6 +68,17 @@ def evaluate_probe(head: nn.Module, data: TrackSet, split: str) -> Evaluation:
     head.eval()
     return evaluation_of([(int(r), F.softmax(head(torch.as_tensor(data.load(r))), dim=1).numpy()) for r in data.indices(split)], data)
 
+# %% ../nbs/02e_metrics.ipynb #7922ae31
+def track_intervals(evaluation: Evaluation, seed: int = 0) -> pd.DataFrame:
+    "Track accuracy and macro-F1 of `evaluation` (rows), each with its 95% bootstrap interval over the tracks (`estimate`, `low`, `high`)."
+    intervals = score_intervals(evaluation.track_labels, evaluation.track_probs.argmax(1), seed=seed)
+    return pd.DataFrame([{'estimate': i.estimate, 'low': i.low, 'high': i.high} for i in intervals.values()],
+                        index=pd.Index([f'track_{name}' for name in intervals], name='metric'))
+
+def interval_metrics(intervals: pd.DataFrame, prefix: str) -> dict[str, float]:
+    "The bounds of a `track_intervals` table as flat metrics, `<prefix><metric>_low` and `_high` (for reports and MLflow)."
+    return {f'{prefix}{metric}_{bound}': float(intervals.loc[metric, bound]) for metric in intervals.index for bound in ('low', 'high')}
+
 # %% ../nbs/02e_metrics.ipynb #42a39d31
 def plot_learning_curve(history: pd.DataFrame):
     "Training loss and validation accuracy by epoch."
@@ -93,15 +105,15 @@ def plot_confusion_matrix(y_true, y_pred, classes: list[str], title: str = 'Conf
 
 # %% ../nbs/02e_metrics.ipynb #11570866
 def write_train_reports(history: pd.DataFrame, test: Evaluation, dest: Path) -> list[Path]:
-    "Write `dest/train.json` (test metrics, best validation macro-F1, epochs) and `dest/learning_curve.csv` (the history)."
-    metrics = {**{f'test_{k}': float(v) for k, v in test.metrics.items()},
+    "Write `dest/train.json` (test metrics with their intervals' bounds, best validation macro-F1, epochs) and `dest/learning_curve.csv` (the history)."
+    metrics = {**{f'test_{k}': float(v) for k, v in test.metrics.items()}, **interval_metrics(track_intervals(test), 'test_'),
                'best_valid_track_macro_f1': float(history.valid_track_macro_f1.max()), 'epochs': int(len(history))}
     return [write_report(dest / 'train.json', metrics), write_report(dest / 'learning_curve.csv', history)]
 
 def log_run_results(history: pd.DataFrame, test: Evaluation, classes: list[str], model_file: Path) -> None:
-    "Log a finished run's test metrics, its learning curve and confusion matrix, and its model file to the active MLflow run."
+    "Log a finished run's test metrics (with their intervals' bounds), its learning curve and confusion matrix, and its model file to the active MLflow run."
     import mlflow, matplotlib.pyplot as plt
-    mlflow.log_metrics({f'test_{k}': v for k, v in test.metrics.items()})
+    mlflow.log_metrics({**{f'test_{k}': v for k, v in test.metrics.items()}, **interval_metrics(track_intervals(test), 'test_')})
     for name, fig in [('learning_curve.png', plot_learning_curve(history)),
                       ('confusion_matrix.png', plot_confusion_matrix(test.track_labels, test.track_probs.argmax(1), classes))]:
         mlflow.log_figure(fig, name); plt.close(fig)

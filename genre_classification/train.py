@@ -27,7 +27,7 @@ from .features import dataset_feature_table
 from .musicnn import load_musicnn
 from .training_data import (Dist, TensorBatches, TrackSet, WindowBatches, WindowSource, audio_trackset, image_trackset,
                             dataset_root, init_distributed, probe_trackset)
-from .metrics import Evaluation, evaluate, evaluate_probe
+from .metrics import Evaluation, evaluate, evaluate_probe, track_intervals
 from .learner import (LOSSES, Learner, TrainHook, balanced_class_weights, class_weighted, fit, make_optimizer, make_schedule,
                                           scaled_lr)
 from .hooks.augment import Augment
@@ -40,8 +40,8 @@ from .tracking import git_commit
 
 # %% auto #0
 __all__ = ['PROBE_HIDDEN', 'PROBE_DROPOUT', 'CNN', 'PROBE', 'TrainConfig', 'TrainResult', 'TrainRun', 'run_dir_of', 'run_loss',
-           'prepare_training', 'probe_model', 'prepare_probe', 'run_hooks', 'train', 'evaluate_cnn',
-           'evaluate_probe_model', 'on_audio', 'audio_reference', 'train_using_original_audios_cli',
+           'cnn_trackset', 'prepare_training', 'probe_model', 'prepare_probe', 'run_hooks', 'train', 'evaluate_cnn',
+           'evaluate_probe_model', 'on_audio', 'audio_reference', 'report_line', 'train_using_original_audios_cli',
            'train_using_image_features_cli']
 
 # %% ../nbs/03_train.ipynb #69853231
@@ -152,11 +152,15 @@ def _place(cfg: TrainConfig) -> tuple[str, Dist]:
     if device.startswith('cuda') and d.world > 1: device = f'cuda:{d.local_rank}'; torch.cuda.set_device(device)
     return device, d
 
+def cnn_trackset(cfg: TrainConfig, paths: ProjectPaths, progress: bool = True) -> TrackSet:
+    "The tracks a CNN of `cfg` learns from: the log-mels of its audio (cached), or its spectrogram images."
+    return image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress)
+
 def prepare_training(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | None = None, progress: bool = True) -> TrainRun:
     "The CNN run of `cfg`: seed, device, data, model, optimiser, schedule and windows, and the hooks of its step."
     seed_everything(cfg.seed)
     device, d = _place(cfg)
-    data = data or (image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress and d.main))
+    data = data or cnn_trackset(cfg, paths, progress and d.main)
     train_rows = _train_rows(data)
     # torchrun's processes must agree on the step, so a job of several reads the table; one process times it on a new machine
     step = step_settings(cfg.model, device, cfg.batch_size, cfg.precision, cfg.memory_format, n_classes=len(data.classes),
@@ -240,8 +244,7 @@ def _scored_tracks(data: TrackSet, classes: list[str], split: str, data_dir: str
 
 def evaluate_cnn(model: nn.Module, cfg: TrainConfig, classes: list[str], split: str, paths: ProjectPaths) -> Evaluation:
     "A trained CNN's `Evaluation` on `split` of the log-mels (or images) `cfg` names."
-    data = image_trackset(cfg, paths) if cfg.images_path else audio_trackset(cfg, paths, progress=False)
-    return evaluate(model, _scored_tracks(data, classes, split, cfg.data_dir), split)
+    return evaluate(model, _scored_tracks(cnn_trackset(cfg, paths, progress=False), classes, split, cfg.data_dir), split)
 
 def evaluate_probe_model(model: MusicnnProbe, cfg: TrainConfig, classes: list[str], split: str, paths: ProjectPaths) -> Evaluation:
     "A trained probe's `Evaluation` on `split` of the tracks `cfg` names: its head on their cached musicnn embeddings."
@@ -256,15 +259,22 @@ def audio_reference(cfg: TrainConfig, paths: ProjectPaths) -> pd.DataFrame:
     if cfg.images_path: raise BadInputError('it was trained on spectrogram images, which have no features to compare with; give --reference')
     return dataset_feature_table(str(dataset_root(cfg, paths, progress=False)[0]), paths, progress=False)[0]
 
-CNN = register_family(ModelFamily('cnn', tuple(MODEL_NAMES), TrainConfig, train, evaluate_cnn, on_audio, audio_reference, prepare_training))
+CNN = register_family(ModelFamily('cnn', tuple(MODEL_NAMES), TrainConfig, train, evaluate_cnn, on_audio, audio_reference, prepare_training,
+                                  tracks=cnn_trackset))
 PROBE = register_family(ModelFamily('musicnn_probe', ('musicnn_probe',), TrainConfig, train, evaluate_probe_model, on_audio, audio_reference,
-                                    prepare_probe, unit='patch'))
+                                    prepare_probe, unit='patch', tracks=probe_trackset))
 
 # %% ../nbs/03_train.ipynb #916e7d56
+def report_line(test: Evaluation) -> str:
+    "A test evaluation for people: accuracy and macro-F1 per track, each with its 95% interval over the tracks, and the track count."
+    ci = track_intervals(test)
+    return (f"track accuracy {ci.loc['track_accuracy', 'estimate']:.3f} [{ci.loc['track_accuracy', 'low']:.3f}, {ci.loc['track_accuracy', 'high']:.3f}], "
+            f"macro-F1 {ci.loc['track_macro_f1', 'estimate']:.3f} [{ci.loc['track_macro_f1', 'low']:.3f}, {ci.loc['track_macro_f1', 'high']:.3f}] "
+            f"(95% intervals over {len(test.track_labels)} tracks)")
+
 def _report(result: TrainResult) -> None:
-    m = result.test.metrics
-    print(f"test: accuracy {m['segment_accuracy']:.3f} per window, {m['track_accuracy']:.3f} per track; "
-          f"macro-F1 {m['track_macro_f1']:.3f} per track\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
+    print(f"test: {report_line(result.test)}; window accuracy {result.test.metrics['segment_accuracy']:.3f}\n"
+          f"model: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
 
 @options_from(TrainConfig, exclude={'images_path'})
 def train_using_original_audios_cli(**settings):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from .core import (BadInputError, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri, check_params,
+from .core import (AudioConfig, BadInputError, Experiment, ProjectPaths, Seed, Settings, Split, TrackingUri, check_params,
                                        fingerprint, resolve_path, sha1_file)
 from .command_line import options_from
 from .data import labels_in, packaged_feature_table
@@ -22,17 +22,18 @@ from .models import FeatureEnsemble, FeatureMLP
 from .model_meta import FeatureMlpMeta
 from .families import ModelFamily, register_family
 from .tracking import git_commit
-from .training_data import TensorBatches, split_feature_table
+from .training_data import TensorBatches, TrackSet, split_feature_table, track_folds
+from .confidence import bootstrap_ci
 from .metrics import Evaluation, classification_metrics
 from .learner import LOSSES, Learner, TrainHook, balanced_class_weights, class_weighted, fit, make_optimizer, make_schedule
-from .train import TrainResult
+from .train import TrainResult, report_line
 from .hooks.mlflow import MlflowLogging
 from .hooks.tracker import ModelFile
 
 # %% auto #0
 __all__ = ['FEATURE_LOSS', 'FEATURE_PCT_START', 'FEATURE_MLP', 'FeatureTrainConfig', 'fit_feature_mlp', 'feature_matrix',
-           'baseline_models', 'compare_with_baselines', 'feature_table_of', 'train_feature_model', 'on_table_or_audio',
-           'evaluate_feature_model', 'train_using_audio_features_cli']
+           'baseline_models', 'compare_with_baselines', 'feature_table_of', 'feature_trackset', 'train_feature_model',
+           'on_table_or_audio', 'evaluate_feature_model', 'train_using_audio_features_cli']
 
 # %% ../nbs/03a_train_features.ipynb #d62db70b
 class FeatureTrainConfig(Settings):
@@ -113,24 +114,27 @@ def _mlp_predict(X_fit, y_fit, X_score, n_classes, cfg) -> np.ndarray:
     with torch.no_grad(): return ens(torch.as_tensor(X_score)).argmax(1).numpy()
 
 def compare_with_baselines(table: pd.DataFrame, cfg: FeatureTrainConfig = FeatureTrainConfig(), folds: int = 10) -> pd.DataFrame:
-    "Accuracy of our MLP and four baselines: stratified k-fold cross-validation and the fault-filtered test split."
+    "Track accuracy of our MLP and four baselines under two protocols, each with its 95% bootstrap interval over the tracks: `folds`-fold cross-validation by track (`track_folds`; the interval of the out-of-fold answers), and the fault-filtered test split after training on its train and valid lists."
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold
     classes = labels_in(table.label)
     X, y = feature_matrix(table, classes)
     models = {'MLP (ours)': None, **baseline_models(cfg.seed)}
     def fit_predict(name, train_rows, test_rows):
         if models[name] is None: return _mlp_predict(X[train_rows], y[train_rows], X[test_rows], len(classes), cfg)
         return clone(models[name]).fit(X[train_rows], y[train_rows]).predict(X[test_rows])
-    cv = {name: [] for name in models}
-    for train_rows, test_rows in StratifiedKFold(folds, shuffle=True, random_state=cfg.seed).split(X, y):
-        for name in models: cv[name].append(float((fit_predict(name, train_rows, test_rows) == y[test_rows]).mean()))
+    fold, _ = track_folds(table.assign(genre=table.label), folds, cfg.seed, group_by='track')
+    out_of_fold = {name: np.empty(len(y), int) for name in models}
+    for k in range(folds):                                  # each fold's tracks answered by models fitted on all the others
+        for name in models: out_of_fold[name][fold == k] = fit_predict(name, fold != k, fold == k)
     side = split_feature_table(table, 'fault_filtered')
-    train_rows, test_rows = np.flatnonzero(np.isin(side, ['train', 'valid'])), np.flatnonzero(side == 'test')
-    ff = {name: float((fit_predict(name, train_rows, test_rows) == y[test_rows]).mean()) for name in models}
-    return pd.DataFrame({f'{folds}-fold CV accuracy': {n: np.mean(v) for n, v in cv.items()},
-                         'CV std': {n: np.std(v) for n, v in cv.items()},
-                         'fault-filtered test accuracy': ff}).rename_axis('model')
+    fit_rows, test_rows = np.isin(side, ['train', 'valid']), side == 'test'
+    rows = {}
+    for name in models:
+        cv, ff = bootstrap_ci(y, out_of_fold[name], 'accuracy', seed=cfg.seed), bootstrap_ci(y[test_rows], fit_predict(name, fit_rows, test_rows), 'accuracy', seed=cfg.seed)
+        rows[name] = {f'{folds}-fold CV accuracy': cv.estimate, 'CV low': cv.low, 'CV high': cv.high,
+                      'CV std': np.std([(out_of_fold[name][fold == k] == y[fold == k]).mean() for k in range(folds)]),
+                      'fault-filtered test accuracy': ff.estimate, 'test low': ff.low, 'test high': ff.high}
+    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('model')
 
 # %% ../nbs/03a_train_features.ipynb #e3089c66
 def _feature_table_source(cfg: FeatureTrainConfig, paths: ProjectPaths):
@@ -156,23 +160,33 @@ def _test_evaluation(ensemble: FeatureEnsemble, table: pd.DataFrame, X: np.ndarr
 
 def _test_metrics(test: Evaluation) -> dict[str, float]: return {f'test_{k}': v for k, v in test.metrics.items()}
 
-def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, log_to_mlflow: bool = True) -> TrainResult:
-    "Fit the feature MLP on a Kaggle-format table's train+valid tracks, score its test tracks, save and log it; what it left, as every route's `TrainResult`."
+def feature_trackset(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, progress: bool = True) -> TrackSet:
+    "The rows of the feature table `cfg` names as a `TrackSet` (a row's input: its 57 features), split by `cfg.split_method()` (rows in no list of a fixed split left out)."
     paths = paths or ProjectPaths()
-    table, table_fingerprint, trained_on = feature_table_of(cfg, paths)
+    table, table_fingerprint, what = feature_table_of(cfg, paths, progress)
     classes = labels_in(table.label)
     side = split_feature_table(table, cfg.split_method(), cfg.seed)
-    X, y = feature_matrix(table, classes)
-    fit_rows, test_rows = np.isin(side, ['train', 'valid']), side == 'test'
+    tracks = table.assign(genre=table.label, split=side)[pd.notna(side)].reset_index(drop=True)
+    X, y = feature_matrix(tracks, classes)
+    return TrackSet(tracks.assign(label=y), X.__getitem__, classes, AudioConfig(), 'kaggle_features', table_fingerprint, what)
+
+def train_feature_model(cfg: FeatureTrainConfig, paths: ProjectPaths | None = None, data: TrackSet | None = None, progress: bool = True,
+                        log_to_mlflow: bool = True, tags: dict | None = None) -> TrainResult:
+    "Fit the feature MLP on the train+valid rows of `data` (by default `feature_trackset(cfg)`), score its test rows, save and log it (with `tags`); what it left, as every route's `TrainResult`."
+    paths = paths or ProjectPaths()
+    data = data or feature_trackset(cfg, paths, progress)
+    tracks, classes = data.tracks, data.classes
+    X, y = np.stack([data.load(r) for r in range(len(tracks))]), tracks.label.to_numpy()
+    fit_rows, test_rows = tracks.split.isin(['train', 'valid']).to_numpy(), (tracks.split == 'test').to_numpy()
     if not test_rows.any(): raise BadInputError(f"the split ({cfg.split_method()}) left no test tracks")
     meta = FeatureMlpMeta(model='feature_mlp', classes=classes, input_kind='kaggle_features', features=KAGGLE_FEATURES, hidden=list(cfg.hidden),
-                          dropout=cfg.dropout, ensemble=cfg.ensemble, trained_on=trained_on, dataset_fingerprint=table_fingerprint, config=cfg.model_dump())
+                          dropout=cfg.dropout, ensemble=cfg.ensemble, trained_on=data.source, dataset_fingerprint=data.fingerprint, config=cfg.model_dump())
     model_file = resolve_path(cfg.checkpoints_path, paths) / f'feature_mlp-{cfg.cache_key()}' / 'model.pt'
     ensemble = FeatureEnsemble([])
-    score = lambda: _test_evaluation(ensemble, table[test_rows], X[test_rows], y[test_rows], len(classes))
+    score = lambda: _test_evaluation(ensemble, tracks[test_rows], X[test_rows], y[test_rows], len(classes))
     file_meta = lambda learn: meta.model_copy(update={'mlflow_run_id': learn.run_id or '', 'feature_mean': ensemble.members[0].mean.tolist(),
                                                       'feature_std': ensemble.members[0].std.tolist(), 'test_metrics': _test_metrics(learn.test)})
-    logging = MlflowLogging(cfg, paths, {'dataset': trained_on, 'git_commit': git_commit(paths.root)},
+    logging = MlflowLogging(cfg, paths, {'dataset': data.source, 'git_commit': git_commit(paths.root), **(tags or {})},
                             {'model': 'feature_mlp', **{k: str(v) for k, v in cfg.model_dump().items()}}, classes, model_file, model_file.parent.name)
     hooks = [*([logging] if log_to_mlflow else []), ModelFile(model_file, file_meta, lambda learn: ensemble.state_dict())]
     fit_feature_mlp(X[fit_rows], y[fit_rows], len(classes), cfg, hooks, score, ensemble, history := [])
@@ -189,13 +203,14 @@ def on_table_or_audio(cfg: FeatureTrainConfig, data_dir: str) -> FeatureTrainCon
 
 def evaluate_feature_model(model: FeatureEnsemble, cfg: FeatureTrainConfig, classes: list[str], split: str, paths: ProjectPaths) -> Evaluation:
     "A trained feature model's `Evaluation` on `split` of the feature table `cfg` names (a row is a track, and its one window)."
-    table = feature_table_of(cfg, paths, progress=False)[0]
-    table = table[split_feature_table(table, cfg.split_method(), cfg.seed) == split]
-    if table.empty: raise BadInputError(f"the split has no '{split}' tracks", cfg.data_dir or cfg.features_csv or None)
-    return _test_evaluation(model, table, *feature_matrix(table, classes), len(classes))
+    tracks = feature_trackset(cfg, paths, progress=False).tracks
+    tracks = tracks[tracks.split == split]
+    if tracks.empty: raise BadInputError(f"the split has no '{split}' tracks", cfg.data_dir or cfg.features_csv or None)
+    return _test_evaluation(model, tracks, *feature_matrix(tracks.assign(label=tracks.genre), classes), len(classes))     # labels as the model's classes
 
 FEATURE_MLP = register_family(ModelFamily('feature_mlp', ('feature_mlp',), FeatureTrainConfig, train_feature_model, evaluate_feature_model,
-                                          on_table_or_audio, lambda cfg, paths: feature_table_of(cfg, paths, progress=False)[0], unit='row'))
+                                          on_table_or_audio, lambda cfg, paths: feature_table_of(cfg, paths, progress=False)[0], unit='row',
+                                          tracks=feature_trackset))
 
 # %% ../nbs/03a_train_features.ipynb #666112f3
 @options_from(FeatureTrainConfig, exclude={'hidden'})
@@ -205,6 +220,5 @@ def train_using_audio_features_cli(
     "Train the MLP on the 57 Kaggle features of a feature table (by default the real GTZAN table) or of your own labelled audio (`--data_dir`)."
     cfg = check_params(FeatureTrainConfig, settings)
     result = train_feature_model(cfg)
-    print(f"test accuracy {result.test.metrics['track_accuracy']:.3f}, macro-F1 {result.test.metrics['track_macro_f1']:.3f} "
-          f"({cfg.split_method()} split)\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
+    print(f"test: {report_line(result.test)}, {cfg.split_method()} split\nmodel: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
     if compare: print(compare_with_baselines(feature_table_of(cfg, ProjectPaths(), progress=False)[0], cfg).round(3).to_string())

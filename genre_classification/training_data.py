@@ -4,7 +4,7 @@
 
 # %% ../nbs/02d_training_data.ipynb #8a7bde32
 from __future__ import annotations
-import math, os
+import dataclasses, math, os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .core import AudioConfig, BadInputError, ProjectPaths, Settings, fingerprint, resolve_path, sha1_file
-from .data import find_dataset, find_images, labels_in, split_tracks
+from .data import GROUP_COLUMNS, find_dataset, find_images, labels_in, split_tracks
 from .features import build_log_mel_cache, read_spectrogram_image, segment_input, window
 from .musicnn import build_embedding_cache
 from .pretrained import MUSICNN_AUDIO
@@ -24,8 +24,8 @@ from .datasets import is_synthetic_dataset, make_default_dataset
 
 # %% auto #0
 __all__ = ['Dist', 'init_distributed', 'gather', 'TrackSet', 'dataset_root', 'audio_trackset', 'image_trackset', 'probe_trackset',
-           'split_feature_table', 'epoch_plan', 'spec_augment', 'mixup', 'WindowDataset', 'WindowSource',
-           'WindowBatches', 'TensorBatches']
+           'split_feature_table', 'track_folds', 'fold_sides', 'fold_trackset', 'epoch_plan', 'spec_augment', 'mixup',
+           'WindowDataset', 'WindowSource', 'WindowBatches', 'TensorBatches']
 
 # %% ../nbs/02d_training_data.ipynb #4d00c18a
 @dataclass
@@ -133,6 +133,46 @@ def split_feature_table(table: pd.DataFrame, split: str, seed: int = 0) -> np.nd
     "The side (train, valid or test) of each row of a feature table, split by track with `split_tracks`: a track's rows stay together."
     tracks = table.rename(columns={'label': 'genre'}).drop_duplicates('track_id')
     return table.track_id.map(split_tracks(tracks, split, seed).set_index('track_id').split).to_numpy()
+
+# %% ../nbs/02d_training_data.ipynb #11a7134b
+def _groups(tracks: pd.DataFrame, group_by: str) -> tuple[np.ndarray, str]:
+    "Each row's group and what it is: `group_by`'s column ('auto': the first of `GROUP_COLUMNS` the tracks have; a track without one is its own), or 'track'."
+    column = next((c for c in GROUP_COLUMNS if c in tracks and tracks[c].notna().any()), 'track') if group_by == 'auto' else group_by
+    if column == 'track': return tracks.track_id.astype(str).to_numpy(), 'track'
+    if column not in tracks or tracks[column].isna().all():
+        raise BadInputError(f"group_by='{column}': the tracks have no {column} (they have {', '.join(c for c in GROUP_COLUMNS if c in tracks) or 'no groups'}): use group_by='auto' or 'track'")
+    return tracks[column].astype(object).where(tracks[column].notna(), 'track ' + tracks.track_id.astype(str)).astype(str).to_numpy(), column
+
+def track_folds(tracks: pd.DataFrame,       # track_id and genre per row (several rows of a track stay together), and any group columns
+                folds: int,                 # how many folds
+                seed: int = 0,              # the shuffle's seed: the same tracks and seed give the same folds
+                group_by: str = 'auto',     # 'auto', 'track', or one of `GROUP_COLUMNS`
+               ) -> tuple[np.ndarray, str]:
+    "The fold (0 to `folds` - 1) of each row of `tracks`, stratified by genre, a group's tracks in one fold; and the grouping used (BadInputError for folds that cannot work)."
+    from sklearn.model_selection import StratifiedGroupKFold
+    if folds < 3: raise BadInputError(f'folds = {folds}: give 3 or more (each fold is tested once, the next one validates, the rest train)')
+    groups, grouping = _groups(tracks, group_by)
+    unit = 'tracks' if grouping == 'track' else f'{grouping} groups'
+    for label, members in pd.Series(groups).groupby(tracks.genre.to_numpy()):
+        if (n := members.nunique()) == 1 and grouping != 'track':
+            raise BadInputError(f"every track of label '{label}' has the same {grouping} ({members.iloc[0]!r}): no fold could test it on another; use group_by='track' or add tracks of other {grouping}s")
+        if n < folds: raise BadInputError(f"label '{label}' has {n} {unit}, fewer than the {folds} folds: use folds={max(n, 3)} or fewer, or add tracks")
+    fold = np.empty(len(tracks), int)
+    splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    for k, (_, rows) in enumerate(splitter.split(np.zeros(len(tracks)), tracks.genre.to_numpy(), groups)): fold[rows] = k
+    for k in range(folds):
+        trained = set(tracks.genre[fold_sides(fold, k, folds) == 'train'])
+        if missing := sorted(set(tracks.genre) - trained):
+            raise BadInputError(f"fold {k} would leave label '{missing[0]}' out of its training tracks (its {unit} are too few or too uneven): use fewer folds or group_by='track'")
+    return fold, grouping
+
+def fold_sides(fold: np.ndarray, k: int, folds: int) -> np.ndarray:
+    "The side of each row in fold `k`'s run: its own rows are the test side, fold `k` + 1's the validation side, the others' the training side."
+    return np.where(fold == k, 'test', np.where(fold == (k + 1) % folds, 'valid', 'train'))
+
+def fold_trackset(data: TrackSet, fold: np.ndarray, k: int, folds: int) -> TrackSet:
+    "`data` split for fold `k` (`fold_sides`); its inputs are the same, loaded once for every fold."
+    return dataclasses.replace(data, tracks=data.tracks.assign(split=fold_sides(fold, k, folds)))
 
 # %% ../nbs/02d_training_data.ipynb #1951c186
 def epoch_plan(n_frames: list[int], frames: int, per_track: int, seed: int, epoch: int, d: Dist = Dist()) -> list[tuple[int, int]]:

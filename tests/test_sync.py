@@ -61,6 +61,7 @@ def test_readme_is_the_one_front_page():
 PARAMETER_CELLS = {'03_train.ipynb': ('genre_classification.train', 'TrainConfig', set()),
                    '03a_train_features.ipynb': ('genre_classification.train_features', 'FeatureTrainConfig', {'compare'}),
                    '04_evaluate.ipynb': ('genre_classification.evaluate', 'EvaluateConfig', set()),
+                   '04b_cross_validate.ipynb': ('genre_classification.cross_validate', 'CrossValidation', set()),   # and the model's training settings, given by name
                    '05_export.ipynb': ('genre_classification.export', 'ExportConfig', set()),
                    '07_tune.ipynb': ('genre_classification.tune', 'TuneConfig', set())}
 

@@ -14,12 +14,9 @@ from genre_classification.core import BadInputError, GENRES, ProjectPaths, check
 from genre_classification.data import find_tracks
 from genre_classification.features import create_image_features
 from genre_classification.datasets import make_default_dataset
-from genre_classification.data import packaged_feature_table
-from genre_classification.features import read_feature_table
 from genre_classification.hooks.step import MEASURE_ENV, STEP_CACHE_NAME, STEP_CHOICES, machine_name
 from genre_classification.learner import TrainHook
 from genre_classification.train import TrainConfig, train
-from genre_classification.train_features import FeatureTrainConfig, compare_with_baselines, train_feature_model
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -178,21 +175,13 @@ def test_the_image_route_trains_on_spectrogram_pngs(tmp_path, tiny_audio):
     assert result.model_file.exists() and len(result.test.track_labels) > 0
 
 
-def test_the_feature_mlp_matches_or_beats_the_baselines():
-    "On the real GTZAN table, in the same run: 10-fold CV and the fault-filtered test split, our MLP >= the best of four baselines."
-    table = compare_with_baselines(read_feature_table(packaged_feature_table()), FeatureTrainConfig(), folds=10)
-    print(table.round(3).to_string())
-    for column in ['10-fold CV accuracy', 'fault-filtered test accuracy']:
-        assert table.loc['MLP (ours)', column] >= table[column].drop('MLP (ours)').max(), column
-    assert table.loc['MLP (ours)', 'fault-filtered test accuracy'] > 0.45   # ten genres: chance is 0.1
-
-
 def test_the_feature_model_trains_from_the_cli(tmp_path):
     done = subprocess.run(['pipeline', 'train-using-audio-features', '--epochs', '20', '--ensemble', '1',
                            '--checkpoints_path', str(tmp_path / 'ck'), '--mlflow_tracking_uri', f"sqlite:///{tmp_path / 'mlflow.db'}"],
                           capture_output=True, text=True, env={**os.environ, 'PATH': f"{Path(PYTHON).parent}:{os.environ['PATH']}"})
     assert done.returncode == 0, done.stderr
-    accuracy = float(done.stdout.split('test accuracy ')[1].split(',')[0])
+    accuracy = float(done.stdout.split('track accuracy ')[1].split(' ')[0])
+    assert 'fault_filtered split' in done.stdout and '(95% intervals over 290 tracks)' in done.stdout
     assert 0.3 < accuracy <= 1.0
     assert list((tmp_path / 'ck').glob('feature_mlp-*/model.pt'))
 
