@@ -3,7 +3,8 @@ then the job again with the training step the table gave before `auto` was measu
 later run that reads the choice from the cache, with the ratios (`--no-compare` leaves both out). The first run starts from an
 empty cache, so its time includes the timing itself.
 
-    .venv/bin/python benchmarks/main_job.py [--model resnet18] [--epochs 6] [--device auto] [--no-mlflow] [--no-compare]
+    .venv/bin/python benchmarks/main_job.py [--model resnet18] [--epochs 6] [--tracks-per-genre 40] [--clip-seconds 10]
+                                            [--device auto] [--no-mlflow] [--no-compare]
 """
 import argparse, os, sys, tempfile, time
 from pathlib import Path
@@ -46,12 +47,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--model', default=TrainConfig().model); p.add_argument('--epochs', type=int, default=TrainConfig().epochs)
     p.add_argument('--tracks-per-genre', type=int, default=TrainConfig().default_tracks_per_genre)
+    p.add_argument('--clip-seconds', type=float, default=TrainConfig().default_clip_seconds)
     p.add_argument('--device', default='auto'); p.add_argument('--no-mlflow', action='store_true')
     p.add_argument('--no-compare', action='store_true', help='leave out the run with the table\'s step settings')
     a = p.parse_args()
     if not a.no_compare: os.environ['XDG_CACHE_HOME'] = tempfile.mkdtemp()    # an empty user cache: `auto` times the step here
     times, metrics, cfg = main_job_phases(Path(tempfile.mkdtemp()), not a.no_mlflow, model=a.model, epochs=a.epochs,
-                                          default_tracks_per_genre=a.tracks_per_genre, device=a.device)
+                                          default_tracks_per_genre=a.tracks_per_genre, default_clip_seconds=a.clip_seconds, device=a.device)
     print_phases(f'main job: {cfg.model}, {cfg.epochs} epochs, built-in dataset ({cfg.default_tracks_per_genre} clips of '
                  f'{cfg.default_clip_seconds:g} s per genre)', times, metrics)
     print(f'  peak memory {peak_rss_mb():.0f} MB (largest worker {peak_rss_mb(children=True):.0f} MB)')
@@ -68,11 +70,12 @@ def compare_step_settings(times: dict[str, float], metrics: dict[str, float], cf
     listed = table_step_settings(cfg.model, device, cfg.batch_size)
     measured = step_settings(cfg.model, device, cfg.batch_size, input_shape=(1, audio.n_mels, audio.segment_frames))  # the run's, cached
     before, before_metrics, _ = main_job_phases(Path(tempfile.mkdtemp()), log_to_mlflow, model=cfg.model, epochs=cfg.epochs,
-                                                default_tracks_per_genre=cfg.default_tracks_per_genre, device=cfg.device,
-                                                precision='bf16' if listed.bf16 else 'fp32',
+                                                default_tracks_per_genre=cfg.default_tracks_per_genre,
+                                                default_clip_seconds=cfg.default_clip_seconds, device=cfg.device, precision='bf16' if listed.bf16 else 'fp32',
                                                 memory_format='channels_last' if listed.channels_last else 'contiguous')
     again, again_metrics, _ = main_job_phases(Path(tempfile.mkdtemp()), log_to_mlflow, model=cfg.model, epochs=cfg.epochs,   # reads the cache
-                                              default_tracks_per_genre=cfg.default_tracks_per_genre, device=cfg.device)
+                                              default_tracks_per_genre=cfg.default_tracks_per_genre,
+                                              default_clip_seconds=cfg.default_clip_seconds, device=cfg.device)
     train_key = next(k for k in times if k.startswith('training'))
     name = lambda s: ('bf16' if s.bf16 else 'fp32') + (' channels-last' if s.channels_last else '')
     rows = [['the table (before)', name(listed), f'{work_seconds(before):.1f}', f'{before[train_key]:.1f}', f"{before_metrics['track_accuracy']:.3f}", '1.00x'],

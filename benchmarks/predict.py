@@ -5,7 +5,9 @@ at batch 1 and 32; end-to-end time per clip after warm-up; files per second for 
 musicnn tagger (both models, ONNX) and the real-music default model (tagger + feature MLP): a 30 s clip end to end,
 files per second over the same folder, and this process's peak memory.
 
-    .venv/bin/python benchmarks/predict.py [--model resnet18] [--clips 100] [--threads N]
+    .venv/bin/python benchmarks/predict.py [--model resnet18] [--clips 100] [--threads N] [--repeat 20] [--warmup 3]
+
+(The smoke test's run times each step once, without warm-up, and trains the feature MLP for a few epochs: `--feature-epochs`.)
 """
 import argparse, statistics, sys, tempfile, time
 from pathlib import Path
@@ -24,9 +26,12 @@ from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, make_fe
                                           open_predictor, predict_file, predict_paths)
 from genre_classification.synth.genres import synth_track
 
+REPEAT, WARMUP = 20, 3          # `--repeat` and `--warmup`
 
-def timed(fn, repeat: int = 20, warmup: int = 3) -> float:
+
+def timed(fn, repeat: int | None = None, warmup: int | None = None) -> float:
     "Median seconds of `repeat` calls of `fn` after `warmup` calls (onnxruntime sizes its memory arena in the first runs)."
+    repeat, warmup = repeat or REPEAT, WARMUP if warmup is None else warmup
     for _ in range(warmup): fn()
     times = []
     for _ in range(repeat):
@@ -46,10 +51,15 @@ def model_files(name: str, workdir: Path) -> tuple[Path, Path, str]:
 
 
 def main():
+    global REPEAT, WARMUP
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument('--model', default='resnet18'); args.add_argument('--clips', type=int, default=100)
     args.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+    args.add_argument('--repeat', type=int, default=REPEAT, help='timed calls of each step (median); the real-music ones half as many')
+    args.add_argument('--warmup', type=int, default=WARMUP, help='untimed calls of each step before them')
+    args.add_argument('--feature-epochs', type=int, default=0, help="the feature MLP's epochs (0: make_feature_model's, as predictors makes it)")
     a = args.parse_args()
+    REPEAT, WARMUP = max(1, a.repeat), max(0, a.warmup)
     if a.threads: torch.set_num_threads(a.threads)
     work = Path(tempfile.mkdtemp())
     shared = project_root().parent / 'shared' / 'data' / 'gtzan_clips' / 'blues' / 'blues.00000.wav'
@@ -68,7 +78,7 @@ def main():
     print(f'  decode + resample to 22050 Hz mono : {decode * 1000:7.1f} ms')
     print(f'  log-mel windows                    : {features * 1000:7.1f} ms')
 
-    print('\nmodel time (same weights), median of 20 after warm-up:')
+    print(f'\nmodel time (same weights), median of {REPEAT}' + (' after warm-up:' if WARMUP else ':'))
     for batch in (1, 32):
         x = np.repeat(windows, -(-batch // len(windows)), axis=0)[:batch]
         t_onnx = timed(lambda: onnx_pred.run(x)); t_torch = timed(lambda: torch_pred.run(x))
@@ -91,16 +101,25 @@ def main():
     t = time.perf_counter(); results = predict_paths([folder], onnx_pred, progress=False); elapsed = time.perf_counter() - t
     assert all(r.error is None for r in results)
     print(f'folder of {a.clips} clips of 30 s: {elapsed:.1f} s, {a.clips / elapsed:.1f} files/s (one process)')
-    real_music(clip, folder, work, a.clips)
+    real_music(clip, folder, work, a.clips, a.feature_epochs)
 
 
-def real_music(clip: Path, folder: Path, work: Path, n_clips: int) -> None:
+def feature_model(target: Path, epochs: int = 0) -> Path:
+    "The feature MLP in ONNX file `target`: `make_feature_model`'s (`epochs` 0), or the same model trained for `epochs` epochs."
+    if not epochs: return make_feature_model(target)
+    from genre_classification.core import ProjectPaths
+    from genre_classification.train_features import FeatureTrainConfig, train_feature_model
+    cfg = FeatureTrainConfig(epochs=epochs, checkpoints_path=str(target.parent / 'checkpoints'))
+    return export_onnx(train_feature_model(cfg, ProjectPaths(root=target.parent), log_to_mlflow=False).model_file, target)
+
+
+def real_music(clip: Path, folder: Path, work: Path, n_clips: int, feature_epochs: int = 0) -> None:
     "The musicnn tagger alone and the real-music default (tagger + feature MLP), end to end, on the same clip and folder."
-    make_feature_model(work / 'real' / FEATURE_MODEL_NAME)        # trained here (seconds) so that no user cache is touched
+    feature_model(work / 'real' / FEATURE_MODEL_NAME, feature_epochs)   # trained here (seconds) so that no user cache is touched
     real = open_predictor(make_real_music_model(work / 'real'))
-    tags = timed(lambda: real.tag_activations(clip), repeat=10)
+    tags = timed(lambda: real.tag_activations(clip), repeat=max(1, REPEAT // 2))
     n_patches = len(real.tag_activations(clip))
-    both = timed(lambda: predict_file(clip, real), repeat=10)
+    both = timed(lambda: predict_file(clip, real), repeat=max(1, REPEAT // 2))
     print(f'\nmusicnn tagger (MTT + MSD, ONNX), one 30 s clip end to end (decode at 16 kHz, {n_patches} log-mel patches, both taggers): '
           f'{tags * 1000:.1f} ms (target < 250 ms)')
     print(f'real-music default (tagger + Kaggle features + feature MLP), one 30 s clip end to end: {both * 1000:.1f} ms')

@@ -9,7 +9,7 @@ Then the musicnn tagger's achieved GFLOP/s against this CPU's measured fp32 peak
 worker processes came: `--workers 1 --threads 0`), or a git ref (say `main~3`), checked out into a temporary worktree
 and run as it is there (its imports, its one process).
 
-    .venv/bin/python benchmarks/predict_command.py [--clips 11] [--song-seconds 368] [--runs 2] [--baseline flag|REF]
+    .venv/bin/python benchmarks/predict_command.py [--clips 11] [--song-seconds 368] [--runs 2] [--tagger-runs 15] [--baseline flag|REF]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, threading, time
 from pathlib import Path
@@ -65,12 +65,13 @@ def inputs(work: Path, n_clips: int, song_seconds: float) -> dict[str, tuple[lis
     for p in real: (folder / p.name).symlink_to(p)
     for i in range(n_clips - len(real)): sf.write(folder / f'synth_{GENRES[i % 10]}_{i}.wav', synth_track(GENRES[i % 10], i, 30.0), 22050)
     exe = ffmpeg_executable()
-    def mp3(source: Path, target: Path, loops: int = 0) -> Path:
-        subprocess.run([exe, '-loglevel', 'error', '-y', '-stream_loop', str(loops), '-i', str(source), '-ac', '2', '-b:a', '192k', str(target)], check=True)
+    def mp3(source: Path, target: Path, loops: int = 0, seconds: float | None = None) -> Path:
+        cut = ['-t', f'{seconds:g}'] if seconds else []
+        subprocess.run([exe, '-loglevel', 'error', '-y', '-stream_loop', str(loops), '-i', str(source), *cut, '-ac', '2', '-b:a', '192k', str(target)], check=True)
         return target
     vibe = shared / 'audio_formats' / 'Kevin_MacLeod_-_Vibe_Ace.hq.ogg'
-    if vibe.exists():                      # real music: 61.5 s looped
-        song = mp3(vibe, work / 'song.mp3', loops=max(0, round(song_seconds / 61.46) - 1))
+    if vibe.exists():                      # real music: 61.5 s looped (its start alone where less is asked for: the smoke run)
+        song = mp3(vibe, work / 'song.mp3', loops=max(0, round(song_seconds / 61.46) - 1), seconds=song_seconds if song_seconds < 61.46 else None)
     else:
         sf.write(work / 'song.wav', np.stack([synth_track('rock', 0, song_seconds)] * 2, 1), 22050); song = mp3(work / 'song.wav', work / 'song.mp3')
     short = shared / 'audio_formats' / 'fma_keys__000__000010.mp3'
@@ -133,12 +134,12 @@ def tagger_flops(onnx_file: Path, patch: np.ndarray) -> float:
     return float(flops)
 
 
-def sgemm_peak(threads: int, n: int = 2048) -> float:
-    "numpy's single-precision matrix product at `threads` threads, in GFLOP/s (best of 5): this CPU's practical fp32 peak."
+def sgemm_peak(threads: int, n: int = 2048, runs: int = 5) -> float:
+    "numpy's single-precision matrix product at `threads` threads, in GFLOP/s (best of `runs`): this CPU's practical fp32 peak."
     from threadpoolctl import threadpool_limits
     a, b = (np.random.default_rng(0).standard_normal((n, n)).astype(np.float32) for _ in range(2))
     with threadpool_limits(threads):
-        a @ b; best = min(timed(lambda: a @ b) for _ in range(5))
+        a @ b; best = min(timed(lambda: a @ b) for _ in range(runs))
     return 2 * n ** 3 / best / 1e9
 
 
@@ -146,16 +147,17 @@ def timed(fn) -> float:
     t = time.perf_counter(); fn(); return time.perf_counter() - t
 
 
-def tagger_efficiency(tagger: Path) -> None:
+def tagger_efficiency(tagger: Path, runs: int = 15) -> None:
+    "The tagger's ms per patch (median of `runs`, after up to 3 warm-ups) and GFLOP/s, against numpy's peak (best of up to 5)."
     from genre_classification.onnx_files import load_onnx
     from genre_classification.pretrained import musicnn_patches
     patch = next(musicnn_patches([synth_track('rock', 0, 4.0, 16000)]))[None]
     flops, rows, cores = tagger_flops(tagger, patch), [], os.cpu_count() or 1
     for threads in sorted({1, cores}):
         session, _ = load_onnx(tagger, threads)
-        for _ in range(3): session.run(None, {'input': patch})
-        per_patch = statistics.median(timed(lambda: session.run(None, {'input': patch})) for _ in range(15))
-        achieved, peak = flops / per_patch / 1e9, sgemm_peak(threads)
+        for _ in range(min(3, runs)): session.run(None, {'input': patch})
+        per_patch = statistics.median(timed(lambda: session.run(None, {'input': patch})) for _ in range(runs))
+        achieved, peak = flops / per_patch / 1e9, sgemm_peak(threads, runs=min(5, runs))
         rows.append([threads, f'{per_patch * 1000:.1f}', f'{flops / 1e9:.2f}', f'{achieved:.0f}', f'{peak:.0f}', f'{achieved / peak:.0%}'])
     table('musicnn tagger (both taggers, fp32, one 3 s patch) against this CPU\'s fp32 peak (numpy sgemm 2048)',
           ['threads', 'ms/patch', 'GFLOP/patch', 'GFLOP/s', 'peak GFLOP/s', 'of peak'], rows)
@@ -165,6 +167,7 @@ def main():
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument('--clips', type=int, default=11); args.add_argument('--song-seconds', type=float, default=368)
     args.add_argument('--runs', type=int, default=2); args.add_argument('--baseline', default='flag')
+    args.add_argument('--tagger-runs', type=int, default=15, help="timed runs of the tagger per thread count (median)")
     args.add_argument('--model', default='', help='a real_music.json (default: predictors\' default model)')
     a = args.parse_args()
     from genre_classification.predict import FEATURE_MODEL_NAME, default_model_file, make_feature_model, make_real_music_model
@@ -175,7 +178,7 @@ def main():
     print(f'machine: {os.cpu_count()} cores; model: {model}')
     try:
         compare_commands(model, inputs(work, a.clips, a.song_seconds), a.baseline, work, a.runs)
-        tagger_efficiency(model.parent / json.loads(model.read_text())['tagger'])
+        tagger_efficiency(model.parent / json.loads(model.read_text())['tagger'], max(1, a.tagger_runs))
     finally:
         if (work / 'baseline').exists(): subprocess.run(['git', '-C', str(CHECKOUT), 'worktree', 'remove', '--force', str(work / 'baseline')], capture_output=True)
 

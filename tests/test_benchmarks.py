@@ -11,12 +11,14 @@ BENCH = Path(__file__).resolve().parents[1] / 'benchmarks'
 SMOKE = {'features.py': ['--clips', '4', '--runs', '1', '--memory-clips', '0'],
          # the step table (`gpu.step_table`, its bf16 steps emulated on CPUs without bf16: minutes) runs in gpu.py's smoke run
          'training.py': ['--tracks-per-genre', '3', '--runs', '1', '--step-models'],
-         'main_job.py': ['--model', 'small_cnn', '--epochs', '1', '--tracks-per-genre', '3'],
-         'predict.py': ['--model', 'small_cnn', '--clips', '3'],
-         'predict_command.py': ['--clips', '2', '--song-seconds', '20', '--runs', '1'],
+         'main_job.py': ['--model', 'small_cnn', '--epochs', '1', '--tracks-per-genre', '3', '--clip-seconds', '4'],
+         # each timing once (a median of many is `make bench`'s), the feature MLP of the real-music model a few epochs
+         'predict.py': ['--model', 'small_cnn', '--clips', '2', '--repeat', '1', '--warmup', '0', '--feature-epochs', '5'],
+         'predict_command.py': ['--clips', '2', '--song-seconds', '20', '--runs', '1', '--tagger-runs', '1'],
          'batch.py': ['--model', 'small_cnn', '--clips', '2', '--workers', '1'],
          'data_steps.py': ['--workers', '1', '2', '--clips', '20', '--cache-clips', '20', '--feature-clips', '4'],
-         'own_labels.py': ['--labels', '3', '--tracks-per-label', '4', '--seconds', '3', '--cnn-epochs', '1', '--no-real'],
+         'own_labels.py': ['--labels', '3', '--tracks-per-label', '3', '--seconds', '3', '--cnn-epochs', '1', '--probe-epochs', '5',
+                           '--mlp-epochs', '5', '--no-real', '--cv-folds', '3', '--cv-tracks', '18'],
          # the GPU benchmark's own code paths, on the CPU: its main-job and data-steps tables are main_job.py's and data_steps.py's
          'gpu.py': ['--device', 'cpu', '--models', 'small_cnn', '--batches', '4', '8', '--steps', '1', '--epochs', '1',
                     '--accuracy-models', 'small_cnn', '--tracks-per-genre', '3', '--only', 'steps', 'accuracy']}
@@ -26,7 +28,8 @@ TABLES = {'features.py': {'Kaggle features': ['way', 'clips/s', 'ratio']},
           'training.py': {'input pipeline': ['route', 'samples/s']},
           'data_steps.py': {'data steps': ['step', 'workers', 'seconds', 'clips/s', 'speed-up']},
           'batch.py': {'clips of 30 s': ['run', 's', 'files/s', 'x predictors', 'answers']},
-          'own_labels.py': {'synthetic collection': ['route', 'test tracks', 'accuracy', 'macro-F1']},
+          'own_labels.py': {'synthetic collection': ['route', 'test tracks', 'accuracy', 'macro-F1'],
+                            'cross-validation': ['route', 'folds', 'accuracy mean ± std', 'out of fold', 'fixed split', 'inputs s', 'training s', 'training share']},
           'predict_command.py': {'real-music model': ['case', 'today s', 'new s', 'ratio', 'today peak MB', 'new peak MB', 'answers'],
                                  'musicnn tagger': ['threads', 'GFLOP/s', 'peak GFLOP/s', 'of peak']},
           'gpu.py': {'training step': [], 'main job accuracy': []}}
@@ -103,10 +106,14 @@ def check_data_steps(out: str, found: dict) -> None:
 
 
 def check_own_labels(out: str, found: dict) -> None:
-    "The three routes, each with an accuracy and a macro-F1 between 0 and 1 on the same test tracks."
+    "The three routes, each with an accuracy and a macro-F1 between 0 and 1 on the same test tracks; the cross-validations by track and by album."
     rows = table_named(found, 'synthetic collection')
     assert [r['route'].split()[0] for r in rows] == ['small_cnn', 'musicnn', 'feature'] and len({r['test tracks'] for r in rows}) == 1
-    assert all(0 <= float(r[c]) <= 1 for r in rows for c in ('accuracy', 'macro-F1')), rows
+    intervals = [[float(v) for v in re.fullmatch(r'([\d.]+) \[([\d.]+), ([\d.]+)\]', r[c]).groups()] for r in rows for c in ('accuracy', 'macro-F1')]
+    assert all(0 <= low <= score <= high <= 1 for score, low, high in intervals), rows      # each score with its 95% interval
+    cv = table_named(found, 'cross-validation')
+    assert [r['folds'] for r in cv] == ['3 by track', '3 by album'] and cv[0]['fixed split'].endswith('(fault_filtered)'), cv
+    assert all(0 < number(r['training share']) <= 100 and number(r['inputs s']) >= 0 for r in cv), cv
 
 
 CHECKS = {'features.py': check_features, 'main_job.py': check_main_job, 'predict.py': check_predict,

@@ -1,7 +1,8 @@
 """The DVC pipeline (dvc.yaml) end to end on a tiny configuration, in a temporary copy of the repository: `dvc repro`, a second
 `dvc repro` that runs nothing, `dvc metrics show`, `dvc plots show`, a push/pull round trip through a folder remote, and
-`dvc exp run -S train.model=...` re-running exactly the stages that read the changed parameter."""
-import json, os, shutil, subprocess, sys
+`dvc exp run -S` re-running exactly the stages that read the changed parameter: for a train parameter, the stages DVC finds
+changed and those after them (running train, evaluate and export again costs minutes); an experiment run on evaluate's parameter."""
+import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -93,10 +94,28 @@ def test_push_and_pull_round_trip_the_data_and_checkpoints(reproduced):
     assert 'Data and pipelines are up to date' in run([str(BIN / 'dvc'), 'status'], reproduced)
 
 
+def last_json(output: str):
+    "The JSON a `dvc ... --json` command printed (its last line)."
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def test_an_experiment_reruns_only_what_its_parameter_touches(reproduced):
-    output = run([str(BIN / 'dvc'), 'exp', 'run', '-S', 'train.model=mobilenet_v3_small'], reproduced)
+    dvc, params = str(BIN / 'dvc'), reproduced / 'params.yaml'
+    # a train parameter changed: the stages DVC finds changed (`dvc status`) and those after them (`dvc dag`) are what it re-runs
+    kept = params.read_text()
+    params.write_text(yaml.safe_dump({**TINY, 'train': {**TINY['train'], 'model': 'mobilenet_v3_small'}}, sort_keys=False))
+    try: changed = last_json(run([dvc, 'status', '--json'], reproduced))
+    finally: params.write_text(kept)
+    edges, after = re.findall(r'"([\w-]+)" -> "([\w-]+)"', run([dvc, 'dag', '--dot'], reproduced)), set(changed)
+    while grown := {b for a, b in edges if a in after} - after: after |= grown
+    assert set(changed) == {'train'} and after == {'train', 'evaluate', 'export'}, (changed, edges)
+    # an experiment on the evaluate stage's parameter runs that stage alone, which reads it; its metrics and the parameter recorded
+    output = run([dvc, 'exp', 'run', '-S', 'evaluate.split=valid'], reproduced)
     ran = {s for s in ['data', 'features', 'train', 'evaluate', 'export'] if f"Running stage '{s}'" in output}
-    assert ran == {'train', 'evaluate', 'export'}, output
-    assert list((reproduced / 'checkpoints' / 'pipeline').glob('mobilenet_v3_small-*/model.pt'))
-    shown = run([str(BIN / 'dvc'), 'exp', 'show', '--json'], reproduced)
-    assert 'mobilenet_v3_small' in shown
+    assert ran == {'evaluate'}, output
+    report = json.loads((reproduced / 'reports' / 'evaluate.json').read_text())
+    assert 0 <= report['valid_track_accuracy'] <= 1 and not any(k.startswith('test_') for k in report), report
+    shown = last_json(run([dvc, 'exp', 'show', '--json'], reproduced))
+    experiments = [rev['data'] for row in shown for exp in row.get('experiments') or [] for rev in exp['revs']]
+    assert any(e['params']['params.yaml']['data']['evaluate']['split'] == 'valid'
+               and 0 <= e['metrics']['reports/evaluate.json']['data']['valid_track_accuracy'] <= 1 for e in experiments), shown
