@@ -16,7 +16,7 @@ import soundfile as sf
 
 from common import table
 from genre_classification.batch import read_results
-from genre_classification.predict import FEATURE_MODEL_NAME, make_feature_model, make_real_music_model
+from genre_classification.predict import make_real_music_model
 from genre_classification.synth.genres import synth_track
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,10 +43,8 @@ class PeakMemory:
 
 
 def model_file(name: str, work: Path) -> Path:
-    "The real-music default (trained here, seconds, so that no user cache is touched) or an untrained small CNN (speed is the same)."
-    if name == 'real_music':
-        make_feature_model(work / 'real' / FEATURE_MODEL_NAME)
-        return make_real_music_model(work / 'real')
+    "The real-music default (made here, seconds, so that no user cache is touched) or an untrained small CNN (speed is the same)."
+    if name == 'real_music': return make_real_music_model(work / 'real')
     import torch
     from genre_classification.core import AudioConfig, GENRES
     from genre_classification.export import export_onnx

@@ -7,7 +7,7 @@ files per second over the same folder, and this process's peak memory.
 
     .venv/bin/python benchmarks/predict.py [--model resnet18] [--clips 100] [--threads N] [--repeat 20] [--warmup 3]
 
-(The smoke test's run times each step once, without warm-up, and trains the feature MLP for a few epochs: `--feature-epochs`.)
+(The smoke test's run times each step once, without warm-up.)
 """
 import argparse, statistics, sys, tempfile, time
 from pathlib import Path
@@ -22,8 +22,7 @@ from genre_classification.export import export_onnx
 from genre_classification.models import latest_model_file
 from genre_classification.models import build_model
 from genre_classification.input_kinds import logmel_windows
-from genre_classification.predict import (FEATURE_MODEL_NAME, Predictor, make_feature_model, make_real_music_model,
-                                          open_predictor, predict_file, predict_paths)
+from genre_classification.predict import Predictor, make_real_music_model, open_predictor, predict_file, predict_paths
 from genre_classification.synth.genres import synth_track
 
 REPEAT, WARMUP = 20, 3          # `--repeat` and `--warmup`
@@ -57,7 +56,6 @@ def main():
     args.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
     args.add_argument('--repeat', type=int, default=REPEAT, help='timed calls of each step (median); the real-music ones half as many')
     args.add_argument('--warmup', type=int, default=WARMUP, help='untimed calls of each step before them')
-    args.add_argument('--feature-epochs', type=int, default=0, help="the feature MLP's epochs (0: make_feature_model's, as predictors makes it)")
     a = args.parse_args()
     REPEAT, WARMUP = max(1, a.repeat), max(0, a.warmup)
     if a.threads: torch.set_num_threads(a.threads)
@@ -101,22 +99,12 @@ def main():
     t = time.perf_counter(); results = predict_paths([folder], onnx_pred, progress=False); elapsed = time.perf_counter() - t
     assert all(r.error is None for r in results)
     print(f'folder of {a.clips} clips of 30 s: {elapsed:.1f} s, {a.clips / elapsed:.1f} files/s (one process)')
-    real_music(clip, folder, work, a.clips, a.feature_epochs)
+    real_music(clip, folder, work, a.clips)
 
 
-def feature_model(target: Path, epochs: int = 0) -> Path:
-    "The feature MLP in ONNX file `target`: `make_feature_model`'s (`epochs` 0), or the same model trained for `epochs` epochs."
-    if not epochs: return make_feature_model(target)
-    from genre_classification.core import ProjectPaths
-    from genre_classification.train_features import FeatureTrainConfig, train_feature_model
-    cfg = FeatureTrainConfig(epochs=epochs, checkpoints_path=str(target.parent / 'checkpoints'))
-    return export_onnx(train_feature_model(cfg, ProjectPaths(root=target.parent), log_to_mlflow=False).model_file, target)
-
-
-def real_music(clip: Path, folder: Path, work: Path, n_clips: int, feature_epochs: int = 0) -> None:
+def real_music(clip: Path, folder: Path, work: Path, n_clips: int) -> None:
     "The musicnn tagger alone and the real-music default (tagger + feature MLP), end to end, on the same clip and folder."
-    feature_model(work / 'real' / FEATURE_MODEL_NAME, feature_epochs)   # trained here (seconds) so that no user cache is touched
-    real = open_predictor(make_real_music_model(work / 'real'))
+    real = open_predictor(make_real_music_model(work / 'real'))        # made here (the packaged feature MLP) so that no user cache is touched
     tags = timed(lambda: real.tag_activations(clip), repeat=max(1, REPEAT // 2))
     n_patches = len(real.tag_activations(clip))
     both = timed(lambda: predict_file(clip, real), repeat=max(1, REPEAT // 2))

@@ -170,11 +170,11 @@ def main():
     args.add_argument('--tagger-runs', type=int, default=15, help="timed runs of the tagger per thread count (median)")
     args.add_argument('--model', default='', help='a real_music.json (default: predictors\' default model)')
     a = args.parse_args()
-    from genre_classification.predict import FEATURE_MODEL_NAME, default_model_file, make_feature_model, make_real_music_model
+    from genre_classification.predict import default_model_file, make_real_music_model
     work = Path(tempfile.mkdtemp())
     try: model = Path(a.model).resolve() if a.model else default_model_file(make=False)
-    except BadInputError:                  # no default model yet: one made here (a minute), so that no user cache is touched
-        make_feature_model(work / 'real' / FEATURE_MODEL_NAME); model = make_real_music_model(work / 'real')
+    except BadInputError:                  # no default model yet: one made here (seconds), so that no user cache is touched
+        model = make_real_music_model(work / 'real')
     print(f'machine: {os.cpu_count()} cores; model: {model}')
     try:
         compare_commands(model, inputs(work, a.clips, a.song_seconds), a.baseline, work, a.runs)

@@ -16,7 +16,7 @@ from .command_line import options_from
 from .core import Experiment, TrackingUri, resolve_path
 from .metrics import Evaluation, interval_metrics, plot_confusion_matrix, track_intervals
 from .confidence import compare_models
-from .families import family_of, trained_settings
+from .families import family_of, load_trained, trained_settings
 from .model_meta import ModelMeta
 from .tracking import set_experiment, tracking_uri
 from .models import latest_model_file, model_file_in
@@ -56,8 +56,7 @@ def model_file_of(cfg: EvaluateConfig, paths: ProjectPaths | None = None) -> Pat
 def evaluate_model_file(model_file, split: str = 'test', data_dir: str = '', paths: ProjectPaths | None = None) -> tuple[Evaluation, ModelMeta]:
     "The Evaluation of the model in `model_file` on `split` (of its training data, or of `data_dir`), by its family, and its metadata."
     paths = paths or ProjectPaths()
-    from genre_classification.models import load_model
-    model, meta = load_model(model_file)
+    model, meta = load_trained(model_file)
     family, cfg = family_of(meta.model, model_file), trained_settings(meta, model_file)
     return family.evaluate(model, family.with_data(cfg, data_dir) if data_dir else cfg, meta.classes, split, paths), meta
 

@@ -35,8 +35,8 @@ def _probabilities(model):
 def export_onnx(model_file, onnx_file=None, opset: int = 17) -> Path:
     "Export the model in training's `model_file` to ONNX (probabilities out, dynamic batch, metadata inside); its path."
     import torch
-    from genre_classification.models import load_model
-    model, meta = load_model(model_file)
+    from genre_classification.families import load_trained     # a family's module registers its architecture
+    model, meta = load_trained(model_file)
     def export(path):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # the exporter's notes on tracing and its own deprecation
@@ -50,8 +50,8 @@ def export_onnx(model_file, onnx_file=None, opset: int = 17) -> Path:
 def max_probability_difference(model_file, onnx_file, inputs: np.ndarray) -> float:
     "Largest |p_torch - p_onnx| over `inputs` (a batch in the model's input shape)."
     import torch
-    from genre_classification.models import load_model
-    model, _ = load_model(model_file)
+    from genre_classification.families import load_trained     # a family's module registers its architecture
+    model, _ = load_trained(model_file)
     with torch.no_grad(): p_torch = _probabilities(model)(torch.as_tensor(inputs)).numpy()
     session, _ = load_onnx(onnx_file)
     p_onnx = session.run(None, {'input': np.asarray(inputs, np.float32)})[0]

@@ -10,11 +10,11 @@ from typing import Callable
 
 from .core import BadInputError, check_params
 from .model_meta import ModelMeta
-from .models import ARCHITECTURES
+from .models import ARCHITECTURES, load_model
 
 # %% auto #0
-__all__ = ['FAMILIES', 'FAMILY_ENTRY_POINTS', 'ModelFamily', 'register_family', 'known_models', 'load_families', 'family_of',
-           'trained_settings']
+__all__ = ['FAMILIES', 'FAMILY_ENTRY_POINTS', 'ModelFamily', 'register_family', 'known_models', 'load_families', 'load_trained',
+           'family_of', 'trained_settings']
 
 # %% ../nbs/02h_families.ipynb #f1302e08
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ def load_families() -> dict[str, ModelFamily]:
     "`FAMILIES`, once every module that an installed package declares in the entry point group `genre_classification.families` is imported (each registers its families)."
     for module in entry_points(group=FAMILY_ENTRY_POINTS): module.load()
     return FAMILIES
+
+def load_trained(path) -> tuple:
+    "`models.load_model(path)`, once the declared modules are loaded: a family's module registers its architecture (`hf`'s, say)."
+    load_families()
+    return load_model(path)
 
 def _trains(model: str) -> ModelFamily | None: return next((f for f in FAMILIES.values() if model in f.models), None)
 

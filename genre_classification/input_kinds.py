@@ -14,7 +14,8 @@ from .model_meta import ModelMeta
 from .pretrained import MUSICNN_PATCH_FRAMES, musicnn_patches
 
 # %% auto #0
-__all__ = ['FEATURE_SECONDS', 'MUSICNN_BATCH', 'INPUT_KINDS', 'logmel_windows', 'feature_windows', 'InputKind', 'input_kind']
+__all__ = ['FEATURE_SECONDS', 'MUSICNN_BATCH', 'INPUT_KINDS', 'logmel_windows', 'feature_windows', 'waveform_windows',
+           'InputKind', 'input_kind']
 
 # %% ../nbs/02b_input_kinds.ipynb #11b6bc91
 def logmel_windows(blocks: Iterable[np.ndarray], audio: AudioConfig) -> Iterator[np.ndarray]:
@@ -33,6 +34,12 @@ def feature_windows(blocks: Iterable[np.ndarray], features: list[str], sr: int, 
     for piece in stream_windows(blocks, int(round(seconds * sr))):
         values = kaggle_features(piece, sr)
         yield np.array([values[f] for f in features], np.float32)
+
+# %% ../nbs/02b_input_kinds.ipynb #574a89ab
+def waveform_windows(blocks: Iterable[np.ndarray], samples: int) -> Iterator[np.ndarray]:
+    "Windows of `samples` samples of a stream of blocks, as they are (a model that reads samples preprocesses them itself); a shorter signal padded with silence."
+    from genre_classification.features import stream_windows
+    for w in stream_windows(blocks, samples, short=lambda rest: np.pad(rest, (0, samples - len(rest)))): yield w.astype(np.float32, copy=False)
 
 # %% ../nbs/02b_input_kinds.ipynb #5fcec9ef
 MUSICNN_BATCH = 1
@@ -61,7 +68,9 @@ INPUT_KINDS = {k.name: k for k in [
               lambda meta: FEATURE_SECONDS, lambda meta: (len(meta.features),), feature_table=True),
     InputKind('musicnn_patches', 'musicnn embeddings of 3 s patches', lambda blocks, meta: musicnn_patches(blocks),
               lambda meta: MUSICNN_PATCH_FRAMES * meta.audio.hop_length / meta.audio.sample_rate,
-              lambda meta: (MUSICNN_PATCH_FRAMES, meta.audio.n_mels), batch_size=MUSICNN_BATCH)]}
+              lambda meta: (MUSICNN_PATCH_FRAMES, meta.audio.n_mels), batch_size=MUSICNN_BATCH),
+    InputKind('waveform', 'audio samples', lambda blocks, meta: waveform_windows(blocks, meta.audio.segment_samples),
+              lambda meta: meta.audio.segment_samples / meta.audio.sample_rate, lambda meta: (meta.audio.segment_samples,))]}
 
 def input_kind(meta: ModelMeta, path=None) -> InputKind:
     "The `InputKind` that model metadata `meta` names (BadInputError, naming model file `path`, for one we do not know)."

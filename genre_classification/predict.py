@@ -17,12 +17,12 @@ from .parallel import default_workers, map_in_processes
 from .command_line import Command, options_from
 from .data import AUDIO_EXTENSIONS
 from .predictor import FilePrediction, GenrePredictor, Predictor, predict_file
-from .real_music import DEFAULT_MODEL_NAME, FEATURE_MODEL_NAME, TagFeaturePredictor, make_real_music_model
+from .real_music import DEFAULT_MODEL_NAME, TagFeaturePredictor, make_real_music_model
 
 # %% auto #0
 __all__ = ['PREDICTOR_FILES', 'predictors', 'open_predictor', 'audio_files', 'predict_paths', 'explanation_lines',
-           'format_results', 'make_feature_model', 'default_model_file', 'RealMusicModelConfig',
-           'build_real_music_model_cli', 'PredictConfig', 'check_inputs', 'predictors_cli']
+           'format_results', 'default_model_file', 'RealMusicModelConfig', 'build_real_music_model_cli',
+           'PredictConfig', 'check_inputs', 'predictors_cli']
 
 # %% ../nbs/06_predict.ipynb #b71bb4d1
 PREDICTOR_FILES = {'.json': TagFeaturePredictor}     # model files that are more than one network: the real-music manifest
@@ -93,31 +93,19 @@ def format_results(results: list[FilePrediction], predictor: GenrePredictor, fmt
     return '\n'.join(lines)
 
 # %% ../nbs/06_predict.ipynb #5537efae
-def make_feature_model(target) -> Path:
-    "Train the feature MLP on the packaged real GTZAN table (seconds) and export it to ONNX file `target`."
-    from genre_classification.train_features import FeatureTrainConfig, train_feature_model
-    from genre_classification.export import export_onnx
-    target = Path(target)
-    cfg = FeatureTrainConfig(checkpoints_path=str(target.parent / 'checkpoints'))
-    result = train_feature_model(cfg, ProjectPaths(root=target.parent), log_to_mlflow=False)
-    return export_onnx(result.model_file, target)
-
 def default_model_file(make: bool = True) -> Path:
     "The real-music default model: the project's models/ copy, else the user cache's, made there on first use."
     for candidate in (ProjectPaths().models / DEFAULT_MODEL_NAME, user_cache() / DEFAULT_MODEL_NAME):
         if candidate.is_file(): return candidate
     target = user_cache() / DEFAULT_MODEL_NAME
     if not make: raise BadInputError('no default model yet (run `make train`, or `predictors` once to make it)', target)
-    try: import torch                                   # training the feature MLP and exporting the tagger need it, once
-    except ImportError: raise BadInputError('no real-music model yet, and making it needs PyTorch: pip install "genre_classification[train]" once '
-                                            '(or `make train`), or name a model file (--model)', target) from None
-    print(f'making the real-music default model once (musicnn tagger + feature MLP, about a minute): {target}', file=sys.stderr, flush=True)
-    if not (features := user_cache() / FEATURE_MODEL_NAME).is_file(): make_feature_model(features)
+    print(f'making the real-music default model once (the musicnn tagger from its weights, and the packaged feature MLP): {target}',
+          file=sys.stderr, flush=True)
     return make_real_music_model(user_cache())
 
 class RealMusicModelConfig(Settings):
     "Where `pipeline build-real-music-model` builds the real-music model, and from which musicnn weights."
-    models_dir: str = Field('models', min_length=1, description='the folder with gtzan_features_mlp.onnx; the tagger and real_music.json go there')
+    models_dir: str = Field('models', min_length=1, description='the folder the tagger and real_music.json go to, beside its gtzan_features_mlp.onnx (a copy of the packaged one where it has none)')
     musicnn_weights: str = Field('', description='a musicnn wheel or weights folder (default: fetched once into the user cache)')
 
 @options_from(RealMusicModelConfig)

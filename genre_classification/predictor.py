@@ -66,8 +66,8 @@ def _onnx_run(model_file, threads: int) -> tuple:
 def _torch_run(model_file, threads: int) -> tuple:
     "A training model file as a function (batch in, probabilities out) and its metadata; needs torch (and its own threads)."
     import torch
-    from genre_classification.models import load_model
-    model, meta = load_model(model_file)
+    from genre_classification.families import load_trained       # a family's module registers its architecture
+    model, meta = load_trained(model_file)
     def run(x):
         with torch.no_grad(): return torch.softmax(model(torch.as_tensor(x)), dim=1).numpy()
     return run, meta

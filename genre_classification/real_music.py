@@ -4,14 +4,16 @@
 
 # %% ../nbs/05b_real_music.ipynb #f64de37e
 from __future__ import annotations
+import shutil
 from collections import deque
+from importlib import resources
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 from fastcore.basics import patch
 
-from .core import GENRES, BadInputError
+from .core import GENRES, BadInputError, atomic_write
 from .data import stream_audio, stream_audio_rates
 from .input_kinds import input_kind
 from .model_meta import RealMusicManifest, TaggerMeta, read_manifest, write_manifest
@@ -20,7 +22,8 @@ from .predictor import Explanation, Predictor, WindowPredictions, count_samples,
 
 # %% auto #0
 __all__ = ['GENRE_TAGS', 'FEATURE_WEIGHT', 'TAGGER_NAME', 'DEFAULT_MODEL_NAME', 'FEATURE_MODEL_NAME', 'genre_evidence',
-           'combine_evidence', 'split_rates', 'by_time', 'TagFeaturePredictor', 'make_real_music_model']
+           'combine_evidence', 'split_rates', 'by_time', 'TagFeaturePredictor', 'packaged_feature_model',
+           'make_feature_model', 'make_real_music_model']
 
 # %% ../nbs/05b_real_music.ipynb #fb7aaa07
 GENRE_TAGS = {   # GTZAN genre: {tagger: tags whose name says that genre}
@@ -141,15 +144,28 @@ TAGGER_NAME = 'musicnn_tagger.onnx'
 DEFAULT_MODEL_NAME = 'real_music.json'
 FEATURE_MODEL_NAME = 'gtzan_features_mlp.onnx'
 
+def packaged_feature_model() -> Path:
+    "The feature MLP shipped with the package: `pipeline train-using-audio-features` with its defaults, on the packaged GTZAN table, in ONNX."
+    return Path(str(resources.files('genre_classification') / 'resources' / FEATURE_MODEL_NAME))
+
+def make_feature_model(target) -> Path:
+    "The packaged feature model made again: trained as `pipeline train-using-audio-features` does by default (seconds; the `train` extra), without MLflow, and exported to ONNX file `target`."
+    from genre_classification.core import ProjectPaths
+    from genre_classification.export import export_onnx
+    from genre_classification.train_features import FeatureTrainConfig, train_feature_model
+    target = Path(target)
+    cfg = FeatureTrainConfig(checkpoints_path=str(target.parent / 'checkpoints'))
+    return export_onnx(train_feature_model(cfg, ProjectPaths(root=target.parent), log_to_mlflow=False).model_file, target)
+
 def make_real_music_model(folder, musicnn_weights=None, feature_weight: float = FEATURE_WEIGHT) -> Path:
-    "Export the musicnn tagger into `folder` (which holds the feature model) and write the real-music manifest; its path."
-    from genre_classification.musicnn import export_tagger
-    folder = Path(folder)
-    if not (folder / FEATURE_MODEL_NAME).is_file():
-        raise BadInputError(f'no {FEATURE_MODEL_NAME} here: export the feature model first (`pipeline export --model feature_mlp --output {folder / FEATURE_MODEL_NAME}`)', folder)
-    if (classes := load_onnx(folder / FEATURE_MODEL_NAME, threads=1)[1].classes) != GENRES:     # GENRE_TAGS names GTZAN's ten
+    "Write the musicnn tagger and the real-music manifest into `folder`, beside its feature model (a copy of the packaged one where it has none); the manifest's path."
+    from genre_classification.tagger import write_tagger
+    features = Path(folder) / FEATURE_MODEL_NAME
+    if not features.is_file():
+        with atomic_write(features) as partial: shutil.copyfile(packaged_feature_model(), partial)
+    if (classes := load_onnx(features, threads=1)[1].classes) != GENRES:     # GENRE_TAGS names GTZAN's ten
         raise BadInputError(f"the real-music model maps musicnn's tags to GTZAN's ten genres, and this feature model knows {classes}: "
-                            f"use it on its own (predictors --model {folder / FEATURE_MODEL_NAME})", folder / FEATURE_MODEL_NAME)
-    export_tagger(folder / TAGGER_NAME, musicnn_weights)
+                            f"use it on its own (predictors --model {features})", features)
+    write_tagger(features.parent / TAGGER_NAME, musicnn_weights)
     return write_manifest(RealMusicManifest(tagger=TAGGER_NAME, features_model=FEATURE_MODEL_NAME, feature_weight=feature_weight),
-                          folder / DEFAULT_MODEL_NAME)
+                          features.parent / DEFAULT_MODEL_NAME)

@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #91a754ec
 from __future__ import annotations
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal
@@ -40,9 +41,9 @@ from .tracking import git_commit
 
 # %% auto #0
 __all__ = ['PROBE_HIDDEN', 'PROBE_DROPOUT', 'CNN', 'PROBE', 'TrainConfig', 'TrainResult', 'TrainRun', 'run_dir_of', 'run_loss',
-           'cnn_trackset', 'prepare_training', 'probe_model', 'prepare_probe', 'run_hooks', 'train', 'evaluate_cnn',
-           'evaluate_probe_model', 'on_audio', 'audio_reference', 'report_line', 'train_using_original_audios_cli',
-           'train_using_image_features_cli']
+           'cnn_trackset', 'prepare_training', 'probe_model', 'head_run', 'prepare_probe', 'run_hooks', 'train',
+           'evaluate_cnn', 'evaluate_probe_model', 'on_audio', 'audio_reference', 'report_line',
+           'train_using_original_audios_cli', 'train_using_image_features_cli']
 
 # %% ../nbs/03_train.ipynb #69853231
 class TrainConfig(Settings):
@@ -195,22 +196,27 @@ def _probe_meta(cfg: TrainConfig, data: TrackSet, run_id: str | None) -> ProbeMe
     "What the probe's model file says about itself: what a CNN's says (its track set is musicnn's patches), and its head."
     return _meta(cfg, data, run_id, ProbeMeta, hidden=PROBE_HIDDEN, dropout=PROBE_DROPOUT, pretrained='musicnn 0.1.0 MTT_musicnn + MSD_musicnn (ISC licence)')
 
-def prepare_probe(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | None = None, progress: bool = True) -> TrainRun:
-    "The probe's run of `cfg`: a head on the musicnn embeddings of `cfg`'s tracks, its batches the training patches."
-    seed_everything(cfg.seed)
-    data = data or probe_trackset(cfg, paths, progress)
+def head_run(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet, head: nn.Module, meta: Callable[[Learner], ModelMeta],
+             final_state: Callable[[Learner], dict]) -> TrainRun:
+    "A probe's run of `cfg`: `head` learns from the embeddings of `data`'s training tracks (a row per patch or window), in batches of them."
     train_rows, n_classes = _train_rows(data), len(data.classes)
     patches_of = [data.load(r) for r in train_rows]
     X = torch.as_tensor(np.concatenate(patches_of))
     y = torch.as_tensor(np.repeat(data.tracks.label.values[train_rows], [len(p) for p in patches_of]))
-    head = probe_head(X.shape[1], n_classes, PROBE_HIDDEN, PROBE_DROPOUT)
     patches = TensorBatches(X, F.one_hot(y, n_classes).float(), cfg.batch_size, cfg.seed)
     opt = make_optimizer(cfg.optimizer, head.parameters(), cfg.lr, cfg.weight_decay)
     sched = make_schedule(cfg.schedule, opt, cfg.lr, cfg.epochs * len(patches))
     learn = Learner(head, opt, sched, run_loss(cfg, data, train_rows), patches, cfg.epochs,
                     validate=lambda: evaluate_probe(head, data, 'valid'), score_test=lambda: evaluate_probe(head, data, _test_split(data)))
-    return TrainRun(learn, data, run_dir_of(cfg, paths), lambda learn: _probe_meta(cfg, data, learn.run_id),
-                    lambda learn: probe_model(learn.net, n_classes).state_dict(), {'n_train_tracks': len(train_rows), 'n_train_patches': len(X)}, [])
+    return TrainRun(learn, data, run_dir_of(cfg, paths), meta, final_state, {'n_train_tracks': len(train_rows), 'n_train_patches': len(X)}, [])
+
+def prepare_probe(cfg: TrainConfig, paths: ProjectPaths, data: TrackSet | None = None, progress: bool = True) -> TrainRun:
+    "The musicnn probe's run of `cfg`: a head on the musicnn embeddings of `cfg`'s tracks, its batches the training patches."
+    seed_everything(cfg.seed)
+    data = data or probe_trackset(cfg, paths, progress)
+    n_classes = len(data.classes)
+    return head_run(cfg, paths, data, probe_head(400, n_classes, PROBE_HIDDEN, PROBE_DROPOUT), lambda learn: _probe_meta(cfg, data, learn.run_id),
+                    lambda learn: probe_model(learn.net, n_classes).state_dict())
 
 # %% ../nbs/03_train.ipynb #3f77f936
 def run_hooks(cfg: TrainConfig, paths: ProjectPaths, run: TrainRun, progress: bool, log_to_mlflow: bool, tags: dict | None) -> list[TrainHook]:
@@ -278,8 +284,18 @@ def _report(result: TrainResult) -> None:
 
 @options_from(TrainConfig, exclude={'images_path'})
 def train_using_original_audios_cli(**settings):
-    "Train a CNN on log-mel spectrograms of the audio files in `data_dir` (the origin's `--audio_paths` is its alias)."
-    _report(train(check_params(TrainConfig, settings)))
+    "Train a model on the audio files in `data_dir` (the origin's `--audio_paths` is its alias): a CNN on log-mels, the musicnn probe, or a registered family's (`--model hf`)."
+    _report(train(check_params(family_of(settings.get('model') or TrainConfig.model_fields['model'].default).settings, settings)))
+
+def _model_options(argv: list[str]):
+    "`train_using_original_audios_cli` with the options of the settings of the `--model` that `argv` names (`hf` adds `--hf_model`, ...)."
+    parser = argparse.ArgumentParser(add_help=False); parser.add_argument('--model', default=TrainConfig.model_fields['model'].default)
+    settings = family_of(parser.parse_known_args(argv)[0].model).settings
+    def train_model(**options): return train_using_original_audios_cli(**options)
+    train_model.__doc__ = train_using_original_audios_cli.__doc__
+    return options_from(settings, exclude={'images_path'})(train_model)
+
+train_using_original_audios_cli.for_arguments = _model_options
 
 @options_from(TrainConfig, exclude={'data_dir'})
 def train_using_image_features_cli(images_path='Image_data', **settings):

@@ -26,18 +26,14 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope='session')
 def served_models(tmp_path_factory) -> Path:
-    "A models folder as `make train` leaves it, at small sizes: the real-music model (tagger + a quick feature MLP) and a tiny CNN."
+    "A models folder as `make train` leaves it, at small sizes: the real-music model (tagger + the packaged feature MLP) and a tiny CNN."
     from genre_classification.core import ProjectPaths
     from genre_classification.export import export_onnx
-    from genre_classification.predict import FEATURE_MODEL_NAME, make_real_music_model
+    from genre_classification.predict import make_real_music_model
     from genre_classification.datasets import make_default_dataset
     from genre_classification.train import TrainConfig, train
-    from genre_classification.train_features import FeatureTrainConfig, train_feature_model
     root = tmp_path_factory.mktemp('served')
     models = root / 'models'
-    features = train_feature_model(FeatureTrainConfig(epochs=30, ensemble=1, checkpoints_path=str(root / 'ck')), ProjectPaths(root=root),
-                                   log_to_mlflow=False)
-    export_onnx(features.model_file, models / FEATURE_MODEL_NAME)
     make_real_music_model(models)
     data = make_default_dataset(root / 'data', tracks_per_genre=3, seconds=4.0, progress=False)
     cnn = train(TrainConfig(model='small_cnn', epochs=1, batch_size=8, data_dir=str(data), device='cpu', checkpoints_path=str(root / 'ck')),

@@ -12,8 +12,8 @@ SMOKE = {'features.py': ['--clips', '4', '--runs', '1', '--memory-clips', '0'],
          # the step table (`gpu.step_table`, its bf16 steps emulated on CPUs without bf16: minutes) runs in gpu.py's smoke run
          'training.py': ['--tracks-per-genre', '3', '--runs', '1', '--step-models'],
          'main_job.py': ['--model', 'small_cnn', '--epochs', '1', '--tracks-per-genre', '3', '--clip-seconds', '4'],
-         # each timing once (a median of many is `make bench`'s), the feature MLP of the real-music model a few epochs
-         'predict.py': ['--model', 'small_cnn', '--clips', '2', '--repeat', '1', '--warmup', '0', '--feature-epochs', '5'],
+         # each timing once (a median of many is `make bench`'s)
+         'predict.py': ['--model', 'small_cnn', '--clips', '2', '--repeat', '1', '--warmup', '0'],
          'predict_command.py': ['--clips', '2', '--song-seconds', '20', '--runs', '1', '--tagger-runs', '1'],
          'batch.py': ['--model', 'small_cnn', '--clips', '2', '--workers', '1'],
          'data_steps.py': ['--workers', '1', '2', '--clips', '20', '--cache-clips', '20', '--feature-clips', '4'],

@@ -1,5 +1,5 @@
 """The pretrained music tagger: TensorFlow checkpoint reading (good, truncated and corrupt files), getting the weights,
-and parity of the PyTorch port (and its ONNX export) with what musicnn's own TensorFlow code computes."""
+the ONNX tagger written from them against what musicnn's own TensorFlow code computes, and the PyTorch port against it."""
 import json, shutil, struct
 
 import numpy as np
@@ -116,25 +116,36 @@ def test_a_damaged_cached_checkpoint_is_an_error_not_a_wrong_model(weights, tmp_
     with pytest.raises(BadInputError, match='truncated'): load_musicnn('MSD_musicnn', copy)
 
 
-def test_parity_with_musicnn(weights, shared_data):
-    "Same top-5 tags and every mean activation within 0.01 of musicnn's own TensorFlow outputs, on all reference files."
-    from genre_classification.musicnn import load_musicnn, parity_report
+@pytest.fixture(scope='module')
+def tagger(weights, tmp_path_factory):
+    "The ONNX tagger that prediction runs, written from the published weights without torch: its session and record."
+    from genre_classification.onnx_files import load_onnx
+    from genre_classification.tagger import write_tagger
+    return load_onnx(write_tagger(tmp_path_factory.mktemp('tagger') / 'musicnn_tagger.onnx', weights))
+
+
+def test_parity_with_musicnn(tagger, shared_data):
+    "The ONNX tagger: same top-5 tags and every mean activation within 0.01 of musicnn's own TensorFlow outputs, on all reference files."
+    from functools import partial
+    from genre_classification.tagger import parity_report, tagger_means
     reference = json.loads((shared_data / 'musicnn_reference.json').read_text())
-    rows = parity_report(reference, {m: load_musicnn(m, weights) for m in MUSICNN_MODELS}, shared_data)
+    rows = parity_report(reference, partial(tagger_means, *tagger), shared_data)
     assert len(rows) == 8
     for r in rows:
-        print(r['file'], r['model'], f"max |difference| {r['max_abs_difference']:.5f}", r['top5'])
+        print(r['file'], r['model'], f"max |difference| {r['max_abs_difference']:.6f}", r['top5'])
         assert r['same_top5'], r
         assert r['max_abs_difference'] < 0.01, r
 
 
-def test_onnx_tagger_matches_torch(weights, shared_data, tmp_path):
-    import onnxruntime as ort
-    from genre_classification.musicnn import MUSICNN_TAGS, export_tagger, load_musicnn, musicnn_outputs
-    onnx_file = export_tagger(tmp_path / 'tagger.onnx', weights)
+def test_the_onnx_tagger_is_the_pytorch_port(weights, tagger, shared_data):
+    "On a real clip, the tagger written from the weights and the PyTorch port (the probe's backbone) agree within 1e-5 of each output's largest value."
+    import torch
+    from genre_classification.musicnn import MusicnnPair, load_musicnn
+    session, meta = tagger
+    pair = MusicnnPair({m: load_musicnn(m, weights) for m in meta.taggers}).eval()
     patches = musicnn_input_of_file(shared_data / 'gtzan_clips' / 'blues' / 'blues.00000.wav')
-    mtt, msd, embedding = ort.InferenceSession(str(onnx_file), providers=['CPUExecutionProvider']).run(None, {'input': patches})
-    torch_out = musicnn_outputs(load_musicnn('MSD_musicnn', weights), patches)
-    assert np.abs(msd - torch_out['taggram']).max() < 1e-4
-    assert np.abs(embedding[:, 200:] - torch_out['penultimate']).max() < 1e-3
-    assert mtt.shape == (len(patches), len(MUSICNN_TAGS['MTT_musicnn']))
+    with torch.no_grad(): ours = [t.numpy() for t in pair(torch.as_tensor(patches))]
+    for name, onnx_out, torch_out in zip(meta.outputs, session.run(None, {'input': patches}), ours):
+        scale = np.abs(torch_out).max()
+        print(name, onnx_out.shape, f'max |difference| {np.abs(onnx_out - torch_out).max():.2e} of at most {scale:.2f}')
+        assert onnx_out.shape == torch_out.shape and np.abs(onnx_out - torch_out).max() <= 1e-5 * scale, name

@@ -1,11 +1,10 @@
 """Training runs you can trust: determinism, kill-and-resume, MLflow records (FAILED on interrupt), bad parameters
-stopped with one line (Python, CLI, papermill), the image route, the papermill job itself, the feature MLP against baselines, and
+stopped with one line (Python, CLI, papermill), the image route, the musicnn probe through papermill (the papermill job with figures: test_hf), the feature MLP, and
 `auto` step settings timed once per machine."""
 import json, os, signal, subprocess, sys, textwrap
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import papermill as pm
 import pytest
@@ -151,18 +150,6 @@ def test_papermill_stops_on_a_bad_parameter_before_any_work(tmp_path):
                             progress_bar=False, cwd=tmp_path)
     assert "bad parameter 'lr' = -1.0" in str(e.value) and "bad parameter 'split' = 'by_artist'" in str(e.value)
     assert not (tmp_path / 'checkpoints').exists()
-
-
-def test_the_notebook_runs_as_a_pipeline(tmp_path, tiny_audio):
-    "papermill with parameters: it trains, and the executed notebook shows the learning curve and the confusion matrix."
-    out = tmp_path / 'out.ipynb'
-    pm.execute_notebook(REPO / 'nbs' / '03_train.ipynb', out, progress_bar=False, cwd=REPO / 'nbs',
-                        parameters=dict(model='small_cnn', epochs=2, data_dir=str(tiny_audio), checkpoints_path=str(tmp_path / 'ck'),
-                                        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", device='cpu'))
-    cells = json.loads(out.read_text())['cells']
-    images = [o for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
-    assert len(images) >= 2
-    assert list((tmp_path / 'ck').glob('small_cnn-*/model.pt'))
 
 
 def test_the_image_route_trains_on_spectrogram_pngs(tmp_path, tiny_audio):
