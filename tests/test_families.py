@@ -8,7 +8,7 @@ import torch
 import genre_classification.train
 from genre_classification.core import BadInputError, GENRES
 from genre_classification.evaluate import evaluate_model_file
-from genre_classification.families import FAMILIES, family_of, known_models
+from genre_classification.families import family_of, known_models, load_families
 from genre_classification.models import ARCHITECTURES, MODEL_NAMES, build_model
 from genre_classification.train import TrainConfig
 from genre_classification.train_features import FeatureTrainConfig
@@ -17,11 +17,11 @@ PACKAGE = Path(genre_classification.train.__file__).parent
 
 
 def test_every_built_in_model_has_one_family_and_an_architecture():
-    assert {m: family_of(m).name for m in [*MODEL_NAMES, 'musicnn_probe', 'feature_mlp']} == \
-        {**{m: 'cnn' for m in MODEL_NAMES}, 'musicnn_probe': 'musicnn_probe', 'feature_mlp': 'feature_mlp'}
+    assert {m: family_of(m).name for m in [*MODEL_NAMES, 'musicnn_probe', 'feature_mlp', 'hf']} == \
+        {**{m: 'cnn' for m in MODEL_NAMES}, 'musicnn_probe': 'musicnn_probe', 'feature_mlp': 'feature_mlp', 'hf': 'hf'}
     assert set(known_models()) <= set(ARCHITECTURES)
     assert known_models(FeatureTrainConfig) == ['feature_mlp'] and 'feature_mlp' not in known_models(TrainConfig)
-    assert sorted(FAMILIES) == ['cnn', 'feature_mlp', 'musicnn_probe']
+    assert sorted(load_families()) == ['cnn', 'feature_mlp', 'hf', 'musicnn_probe']      # all the package's entry points declare
 
 
 def test_train_refuses_a_model_its_settings_do_not_train():
