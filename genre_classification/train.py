@@ -42,7 +42,7 @@ from .tracking import git_commit
 # %% auto #0
 __all__ = ['PROBE_HIDDEN', 'PROBE_DROPOUT', 'CNN', 'PROBE', 'TrainConfig', 'TrainResult', 'TrainRun', 'run_dir_of', 'run_loss',
            'cnn_trackset', 'prepare_training', 'probe_model', 'head_run', 'prepare_probe', 'run_hooks', 'train',
-           'evaluate_cnn', 'evaluate_probe_model', 'on_audio', 'audio_reference', 'report_line',
+           'evaluate_cnn', 'evaluate_probe_model', 'on_audio', 'audio_reference', 'report_line', 'model_settings',
            'train_using_original_audios_cli', 'train_using_image_features_cli']
 
 # %% ../nbs/03_train.ipynb #69853231
@@ -282,15 +282,20 @@ def _report(result: TrainResult) -> None:
     print(f"test: {report_line(result.test)}; window accuracy {result.test.metrics['segment_accuracy']:.3f}\n"
           f"model: {result.model_file}" + (f'\nMLflow run: {result.run_id}' if result.run_id else ''))
 
+def model_settings(model: str) -> type:
+    "The settings class of `model`'s family (hf's adds hf_model, ...); `TrainConfig` for a model no family trains, whose check names the bad parameter."
+    try: return family_of(model).settings
+    except BadInputError: return TrainConfig
+
 @options_from(TrainConfig, exclude={'images_path'})
 def train_using_original_audios_cli(**settings):
     "Train a model on the audio files in `data_dir` (the origin's `--audio_paths` is its alias): a CNN on log-mels, the musicnn probe, or a registered family's (`--model hf`)."
-    _report(train(check_params(family_of(settings.get('model') or TrainConfig.model_fields['model'].default).settings, settings)))
+    _report(train(check_params(model_settings(settings.get('model') or TrainConfig.model_fields['model'].default), settings)))
 
 def _model_options(argv: list[str]):
     "`train_using_original_audios_cli` with the options of the settings of the `--model` that `argv` names (`hf` adds `--hf_model`, ...)."
     parser = argparse.ArgumentParser(add_help=False); parser.add_argument('--model', default=TrainConfig.model_fields['model'].default)
-    settings = family_of(parser.parse_known_args(argv)[0].model).settings
+    settings = model_settings(parser.parse_known_args(argv)[0].model)
     def train_model(**options): return train_using_original_audios_cli(**options)
     train_model.__doc__ = train_using_original_audios_cli.__doc__
     return options_from(settings, exclude={'images_path'})(train_model)
