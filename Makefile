@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Runs and outputs of the main job (git-ignored).
 RUNS := runs
 
-.PHONY: install train test test-sync test-notebooks test-notebooks-other-cpu notebooks test-pytest bench clean-notebooks repro app serve
+.PHONY: install train test test-sync test-notebooks test-notebooks-other-cpu notebooks test-pytest bench clean-notebooks repro app serve image
 
 install: $(STAMP)
 
@@ -72,6 +72,17 @@ app: install
 
 serve: install
 	$(BIN)/pipeline serve
+
+# The container images (Dockerfile; README.md, "The container"): predict (inference) and dl_pipelines (training), with
+# docker where its daemon answers, else podman, and a stand-in for python:3.11-slim where it cannot be pulled. The AWS
+# files in ~/.aws, where there are any, are the build's secrets for `dvc pull`. Each build prints its time and size.
+IMAGE ?= genre-classification
+comma := ,
+AWS_SECRETS := $(foreach f,config credentials,$(if $(wildcard $(HOME)/.aws/$(f)),--secret id=aws_$(f)$(comma)src=$(HOME)/.aws/$(f)))
+
+image:
+	.ci/image build predict $(IMAGE):predict
+	.ci/image build dl_pipelines $(IMAGE):dl_pipelines $(AWS_SECRETS)
 
 # Speed and accuracy figures (printed, not asserted; tests/test_benchmarks.py runs each at a tiny size): about 25 minutes on 2 cores.
 # On a GPU machine, benchmarks/gpu.py (about 5 minutes) prints the GPU tables of README's Performance section.
