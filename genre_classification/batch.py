@@ -4,28 +4,29 @@
 
 # %% ../nbs/06a_batch.ipynb #f62cbaa1
 from __future__ import annotations
-import json, logging, math, sys, time
+import functools, json, logging, math, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Iterable, Literal
+from typing import Annotated, Callable, Iterable
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, create_model, field_validator
+from pydantic_core import PydanticCustomError
 
 from .core import BadInputError, ProjectPaths, Settings, atomic_write, check_params, resolve_path
 from .parallel import default_workers
-from .command_line import options_from
+from .command_line import options_by, options_from
 from .data import AUDIO_EXTENSIONS, warn_unreadable
 from .predict import FilePrediction, PredictConfig, audio_files, default_model_file, open_predictor, predict_file
 
 # %% auto #0
 __all__ = ['LIST_SUFFIXES', 'LOCAL_OBJECT_STORE_BYTES', 'FILES_PER_BLOCK', 'RayAddress', 'RayWorkers', 'SHOWN_ERRORS',
-           'TRAINING_CACHES', 'listed_paths', 'batch_files', 'result_schema', 'result_row', 'FilePredictor',
-           'written_rows', 'check_same_model', 'read_results', 'ResultWriter', 'import_ray', 'check_reachable',
-           'ray_cluster', 'BatchSummary', 'map_in_actors', 'batch_predict', 'BatchPredictConfig', 'batch_predict_cli',
-           'musicnn_cache', 'logmel_cache', 'CacheFiller', 'EmbeddingsConfig', 'build_embeddings',
-           'build_embeddings_cli']
+           'TRAINING_CACHES', 'CACHE_SETTINGS', 'listed_paths', 'batch_files', 'result_schema', 'result_row',
+           'FilePredictor', 'written_rows', 'check_same_model', 'read_results', 'ResultWriter', 'import_ray',
+           'check_reachable', 'ray_cluster', 'BatchSummary', 'map_in_actors', 'batch_predict', 'BatchPredictConfig',
+           'batch_predict_cli', 'musicnn_cache', 'logmel_cache', 'family_caches', 'CacheFiller', 'EmbeddingsConfig',
+           'embeddings_settings', 'training_settings', 'build_embeddings', 'build_embeddings_cli']
 
 # %% ../nbs/06a_batch.ipynb #84eb39bb
 LIST_SUFFIXES = ('.txt',)
@@ -269,12 +270,20 @@ def logmel_cache(cache_dir: str, n_mels: int, weights: str, threads: int) -> Cal
 
 TRAINING_CACHES = {'musicnn': musicnn_cache, 'logmel': logmel_cache}     # each kind of training cache: how one file's entry is made
 
+def family_caches() -> dict:
+    "The model families with a training cache of their own (`ModelFamily.cache`: the Hugging Face family's embeddings), by name: kinds too."
+    from genre_classification.families import load_families     # on need: the families' modules import torch
+    return {name: family for name, family in load_families().items() if family.cache}
+
 class CacheFiller:
-    "A Ray Data actor that computes the training cache of `kind` (`TRAINING_CACHES`: musicnn embeddings, or log-mels of `n_mels` bands) of files into `cache_dir`."
-    def __init__(self, kind: str, cache_dir: str, n_mels: int = 64, weights: str = '', threads: int = 1):
+    "A Ray Data actor that computes the training cache of `kind` (`TRAINING_CACHES`: musicnn embeddings, or log-mels of `n_mels` bands; or a family's, with its training `settings`) of files into `cache_dir`."
+    def __init__(self, kind: str, cache_dir: str, n_mels: int = 64, weights: str = '', threads: int = 1, settings: dict | None = None):
         from threadpoolctl import threadpool_limits
         threadpool_limits(threads)
-        self.fill = TRAINING_CACHES[kind](cache_dir, n_mels, weights, threads)
+        if kind in TRAINING_CACHES: self.fill = TRAINING_CACHES[kind](cache_dir, n_mels, weights, threads)
+        else:
+            family = family_caches()[kind]
+            self.fill = family.cache(check_params(family.settings, settings), cache_dir, threads)
 
     def __call__(self, batch: dict) -> dict:
         "One row per path of `batch['path']`: its cache file and length, or the reason it has none."
@@ -289,24 +298,47 @@ class CacheFiller:
 class EmbeddingsConfig(Settings):
     "Which dataset's training cache `pipeline build-embeddings` fills, of which kind, on which Ray."
     data_dir: str = Field('', description="the dataset's audio folder (as training reads it); empty = the built-in synthetic dataset")
-    kind: Literal[tuple(TRAINING_CACHES)] = Field('musicnn', description='musicnn embeddings (musicnn_probe) or log-mels (the CNNs)')
+    kind: str = Field('musicnn', description="musicnn embeddings (musicnn_probe), log-mels (the CNNs), or a family's own (hf: with its --hf_model, ...)")
     n_mels: int = Field(64, ge=8, le=512, description="with kind logmel: the spectrogram's mel bands, as in training")
     musicnn_weights: str = Field('', description='a musicnn wheel or weights folder every worker can read (default: fetched once per node)')
     address: RayAddress = ''
     workers: RayWorkers = 0
 
+    @field_validator('kind')
+    @classmethod
+    def _a_kind(cls, v):
+        if v in TRAINING_CACHES or v in (families := family_caches()): return v
+        raise PydanticCustomError('kind', 'Input should be one of {allowed}', {'allowed': ', '.join(map(repr, [*TRAINING_CACHES, *families]))})
+
+CACHE_SETTINGS = ('segment_seconds',)   # the training settings every family's cache may depend on, beside its own (the window it embeds)
+
+@functools.cache
+def embeddings_settings(kind: str) -> type[EmbeddingsConfig]:
+    "`EmbeddingsConfig`, with the settings that family `kind`'s cache depends on where it has one (hf's `hf_model`, `hf_layer`, ...), checked as training checks them."
+    if kind in TRAINING_CACHES or not (family := family_caches().get(kind)): return EmbeddingsConfig
+    from genre_classification.train import TrainConfig
+    own = {name: (f.annotation, f) for name, f in family.settings.model_fields.items() if name not in TrainConfig.model_fields or name in CACHE_SETTINGS}
+    return create_model(f'{family.settings.__name__}Embeddings', __base__=EmbeddingsConfig, __doc__=EmbeddingsConfig.__doc__, **own)
+
+def training_settings(cfg: EmbeddingsConfig) -> Settings:
+    "The training settings whose cache `cfg` fills: its family's, or `TrainConfig`'s that read `cfg.data_dir` (BadInputError naming a bad one)."
+    from genre_classification.train import TrainConfig
+    if cfg.kind in TRAINING_CACHES: return TrainConfig(data_dir=cfg.data_dir)
+    settings = family_caches()[cfg.kind].settings
+    return check_params(settings, {name: value for name, value in cfg.model_dump().items() if name in settings.model_fields and name != 'model'})
+
 def build_embeddings(cfg: EmbeddingsConfig, paths: ProjectPaths | None = None, progress: bool = True) -> pd.DataFrame:
     "Fill the project's training cache for `cfg.data_dir`'s tracks on Ray; one row per track (path, cache_file, length, error)."
     from tqdm.auto import tqdm
     from genre_classification.data import find_dataset
-    from genre_classification.train import TrainConfig
     from genre_classification.training_data import dataset_root
-    paths = paths or ProjectPaths()
-    root, _, _ = dataset_root(TrainConfig(data_dir=cfg.data_dir), paths, progress)
+    paths, training = paths or ProjectPaths(), training_settings(cfg)
+    root, _, _ = dataset_root(training, paths, progress)
     tracks = find_dataset(root).path.tolist()      # the tracks training reads, in any layout
     weights = str(resolve_path(cfg.musicnn_weights, paths)) if cfg.musicnn_weights else ''
     with ray_cluster(cfg.address, cfg.workers) as ray:
-        filled = map_in_actors(ray, tracks, CacheFiller, cfg.workers, kind=cfg.kind, cache_dir=str(paths.cache), n_mels=cfg.n_mels, weights=weights)
+        filled = map_in_actors(ray, tracks, CacheFiller, cfg.workers, kind=cfg.kind, cache_dir=str(paths.cache), n_mels=cfg.n_mels, weights=weights,
+                               settings=None if cfg.kind in TRAINING_CACHES else training.model_dump())
         parts = []
         with tqdm(total=len(tracks), desc=f'{cfg.kind} cache', unit='file', disable=not progress, file=sys.stderr) as bar:
             for part in filled.iter_batches(batch_size=None, batch_format='pandas'): parts.append(part); bar.update(len(part))
@@ -314,9 +346,10 @@ def build_embeddings(cfg: EmbeddingsConfig, paths: ProjectPaths | None = None, p
     warn_unreadable(dict(zip(table.path[table.error.notna()], table.error.dropna())), 'are not cached')
     return table
 
+@options_by('kind', embeddings_settings, EmbeddingsConfig.model_fields['kind'].default)   # hf adds --hf_model, ...
 @options_from(EmbeddingsConfig)
 def build_embeddings_cli(**settings) -> int:
-    "Fill the training cache (musicnn embeddings or log-mels) of a dataset on Ray, for training on the head node."
-    table = build_embeddings(check_params(EmbeddingsConfig, settings))
+    "Fill the training cache (musicnn embeddings, log-mels, or a family's such as hf's embeddings) of a dataset on Ray, for training on the head node."
+    table = build_embeddings(check_params(embeddings_settings(settings.get('kind') or EmbeddingsConfig.model_fields['kind'].default), settings))
     print(f"{table.error.isna().sum()} of {len(table)} tracks cached in {ProjectPaths().cache}")
     return 0

@@ -69,9 +69,11 @@ def _stage_settings() -> dict[str, dict[str, tuple]]:
     "Each params.yaml section's settings: name -> (default, help), from the function or class its stage feeds."
     from genre_classification.evaluate import EvaluateConfig
     from genre_classification.datasets import PrepareDatasetConfig
+    from genre_classification.families import load_families
     from genre_classification.train import TrainConfig
     fields = lambda cls: {k: (f.default, f.description) for k, f in cls.model_fields.items()}
-    return {'data': fields(PrepareDatasetConfig), 'train': fields(TrainConfig), 'evaluate': fields(EvaluateConfig)}
+    families = {k: v for family in load_families().values() for k, v in fields(family.settings).items()}   # hf_model, ...
+    return {'data': fields(PrepareDatasetConfig), 'train': {**families, **fields(TrainConfig)}, 'evaluate': fields(EvaluateConfig)}
 
 def params_yaml(dvc_yaml) -> str:
     "The text of params.yaml: for each `${section.name}` that `dvc_yaml` uses, the setting's default, its help as a comment."

@@ -15,7 +15,7 @@ from fastcore.script import Param, bool_arg, store_true
 from .core import BadInputError, Settings
 
 # %% auto #0
-__all__ = ['Option', 'command_parser', 'run_command', 'Command', 'options_from']
+__all__ = ['Option', 'command_parser', 'run_command', 'Command', 'options_from', 'options_by']
 
 # %% ../nbs/00d_command_line.ipynb #33f39f3d
 class Option(Param):
@@ -109,3 +109,17 @@ def options_from(settings: type[Settings], exclude: Iterable[str] = (), required
         fn.__signature__ = inspect.Signature(args + own + opts)
         return fn
     return decorate
+
+# %% ../nbs/00d_command_line.ipynb #37658079
+def options_by(option: str, settings_of: Callable[[str], type[Settings]], default: str, exclude: Iterable[str] = ()) -> Callable:
+    "A `for_arguments(argv)` for a command: the fields of `settings_of(value)` as its options, for the `--option` value `argv` gives (else `default`)."
+    def for_arguments(fn: Callable, argv: list[str]) -> Callable:
+        parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False); parser.add_argument(*_spellings(option), dest=option, default=default)
+        settings = settings_of(parser.parse_known_args(argv)[0].__dict__[option])
+        def command(**options): return fn(**options)
+        command.__doc__ = fn.__doc__
+        return options_from(settings, exclude=exclude)(command)
+    def attach(fn: Callable) -> Callable:
+        fn.for_arguments = lambda argv: for_arguments(fn, argv)
+        return fn
+    return attach

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04b_cross_validate.ipynb #727db746
 from __future__ import annotations
-import argparse, functools, time
+import functools, time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,7 +13,7 @@ import pandas as pd
 from pydantic import Field, create_model
 
 from .core import BadInputError, ProjectPaths, Settings, check_params, resolve_path
-from .command_line import options_from
+from .command_line import options_by
 from .confidence import compare_models, repeated_score_intervals
 from .families import family_of
 from .metrics import track_intervals
@@ -178,17 +178,8 @@ def compare_cross_validations(a: CrossValidationResult, b: CrossValidationResult
                           names=(f'A ({a.model})', f'B ({b.model})'), seed=seed)
 
 # %% ../nbs/04b_cross_validate.ipynb #98355d45
+@options_by('model', cv_settings, CrossValidation.model_fields['model'].default, exclude={'hidden'})   # its family's training options
 def cross_validate_cli(**settings):
     "Cross-validate a model through its family's training: folds by track, or by artist or album where the data says them; mean ± std over folds and 95% intervals."
     cfg = check_params(cv_settings(settings.get('model') or CrossValidation.model_fields['model'].default), settings)
     print(cv_report(cross_validate(cfg)))
-
-def _for_arguments(argv: list[str]):
-    "`cross_validate_cli` with the options of `cv_settings` for the `--model` that `argv` names: its family's training settings and `CrossValidation`'s."
-    parser = argparse.ArgumentParser(add_help=False); parser.add_argument('--model', default=CrossValidation.model_fields['model'].default)
-    settings = cv_settings(parser.parse_known_args(argv)[0].model)
-    def cross_validate_model(**options): return cross_validate_cli(**options)
-    cross_validate_model.__doc__ = cross_validate_cli.__doc__
-    return options_from(settings, exclude={'hidden'})(cross_validate_model)
-
-cross_validate_cli.for_arguments = _for_arguments

@@ -30,6 +30,8 @@ class ModelFamily:
     prepare: Callable | None = None         # (settings, paths, data, progress) -> the run `03_train`'s `train` fits
     unit: str = 'window'                    # what one training example is, for people
     tracks: Callable | None = None          # (settings, paths, progress) -> the TrackSet it learns from (None: it cannot be cross-validated)
+    cache: Callable | None = None           # (settings, cache_dir, threads) -> fill(path) -> (cache file, length): a worker's way to make one file's
+                                            # entry of the training cache it reads, for `pipeline build-embeddings --kind NAME` (None: it has no cache of its own)
 
 # %% ../nbs/02h_families.ipynb #3bbc2845
 FAMILIES: dict[str, ModelFamily] = {}

@@ -27,9 +27,9 @@ __all__ = ['KAGGLE_FEATURES', 'NEAR_ZERO_FEATURES', 'FEATURE_TABLE_COLUMNS', 'me
            'feature_mismatches', 'clip_feature_rows', 'extract_features', 'read_feature_table', 'dataset_feature_table',
            'power_to_db', 'log_mel', 'stream_windows', 'stream_mel_power', 'stream_log_mel', 'segment_input', 'window',
            'track_windows', 'spectrogram_key', 'cache_file', 'store_array', 'cached_log_mel', 'build_cache',
-           'cache_log_mel', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image', 'image_name',
-           'create_image_features', 'ExtractFeaturesConfig', 'extract_features_cli', 'ImageFeaturesConfig',
-           'create_image_features_from_audio_cli']
+           'cache_log_mel', 'decode_into', 'build_log_mel_cache', 'spectrogram_image', 'read_spectrogram_image',
+           'image_name', 'create_image_features', 'ExtractFeaturesConfig', 'extract_features_cli',
+           'ImageFeaturesConfig', 'create_image_features_from_audio_cli']
 
 # %% ../nbs/02_features.ipynb #3732e583
 librosa = import_librosa()     # its modules with numba caches imported one process at a time (01_data), before any use here
@@ -290,6 +290,10 @@ def cache_log_mel(path, cfg: AudioConfig, target: Path) -> tuple[str, int]:
     return str(target), _length(target, 1)
 
 def _log_mel_into(cfg: AudioConfig, path, target: Path) -> None: cache_log_mel(path, cfg, target)
+
+def decode_into(sample_rate: int, path, target: Path) -> None:
+    "Decode audio file `path` at `sample_rate` (mono) into cache file `target`: `build_cache`'s way to cache samples, in worker processes too."
+    store_array(target, load_audio(path, sample_rate))
 
 def build_log_mel_cache(tracks: pd.DataFrame, cfg: AudioConfig, cache_dir, n_workers: int | None = None,
                         progress: bool = True) -> pd.DataFrame:

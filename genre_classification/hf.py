@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, os, warnings
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -17,8 +17,8 @@ from pydantic_core import PydanticCustomError
 from torch import nn
 
 from .core import AudioConfig, BadInputError, ProjectPaths, fingerprint, seed_everything, sha1_file
-from .data import find_dataset, labels_in, load_audio, split_tracks
-from .features import build_cache, store_array
+from .data import find_dataset, labels_in, split_tracks
+from .features import build_cache, decode_into, store_array
 from .families import ModelFamily, register_family
 from .learner import Learner, make_optimizer, make_schedule
 from .metrics import Evaluation, evaluation_of
@@ -33,7 +33,7 @@ from .train import (PROBE_DROPOUT, PROBE_HIDDEN, TrainConfig, TrainRun, _meta, _
 __all__ = ['AUDIO_INPUTS', 'PREPROCESSORS', 'HF_MODES', 'HF', 'HfTrainConfig', 'load_pretrained', 'Standardised', 'KaldiFbank',
            'preprocessor', 'window_samples', 'HfAudio', 'HfMeta', 'track_windows_of', 'pretrained_model',
            'waveform_trackset', 'embedding_trackset', 'prepare_hf_probe', 'WaveformBatches', 'evaluate_waveforms',
-           'freeze', 'prepare_hf_finetune', 'prepare_hf', 'evaluate_hf', 'hf_trackset']
+           'freeze', 'prepare_hf_finetune', 'prepare_hf', 'evaluate_hf', 'hf_trackset', 'hf_cache']
 
 # %% ../nbs/03b_train_hf.ipynb #98de7424
 class HfTrainConfig(TrainConfig):
@@ -137,11 +137,11 @@ def window_samples(extractor, segment_seconds: float) -> int:
 # %% ../nbs/03b_train_hf.ipynb #e6856ed1
 class HfAudio(nn.Module):
     "A Hugging Face audio model as a genre model: windows of samples (batch × samples, at `audio.sample_rate`) in, genre logits out."
-    def __init__(self, backbone: nn.Module, extractor, n_classes: int, segment_seconds: float = 3.0, layer: int = -1,
+    def __init__(self, backbone: nn.Module, extractor, n_classes: int | None = None, segment_seconds: float = 3.0, layer: int = -1,
                  hidden: int = PROBE_HIDDEN, dropout: float = PROBE_DROPOUT):
         super().__init__()
-        self.preprocess, self.backbone, self.layer = preprocessor(extractor), backbone, layer
-        self.head = probe_head(backbone.config.hidden_size, n_classes, hidden, dropout)
+        self.preprocess, self.backbone, self.layer, self.hidden, self.dropout = preprocessor(extractor), backbone, layer, hidden, dropout
+        self.head = None if n_classes is None else self.add_head(n_classes)   # None: embeddings only, until the labels are known
         self.extractor_config = extractor.to_dict()      # what rebuilds the extractor, for the model file
         rate = extractor.sampling_rate          # the window: the extractor's fixed input, else `segment_seconds`
         self.audio = AudioConfig(sample_rate=rate, segment_seconds=window_samples(extractor, segment_seconds) / rate)
@@ -150,6 +150,10 @@ class HfAudio(nn.Module):
         out = self.backbone(self.preprocess(x.flatten(1)), output_hidden_states=True)
         return out.hidden_states[self.layer].mean(1)
     def forward(self, x): return self.head(self.embed(x))
+    def add_head(self, n_classes: int) -> nn.Module:
+        "A new head for `n_classes` labels (in place of any other); it is returned."
+        self.head = probe_head(self.backbone.config.hidden_size, n_classes, self.hidden, self.dropout)
+        return self.head
 
 @register_meta
 class HfMeta(ModelMeta):
@@ -176,8 +180,6 @@ def _waveform_file(cache_dir, path, sample_rate: int) -> Path:
     digest = sha1_file(path)
     return Path(cache_dir) / 'waveform' / str(sample_rate) / digest[:2] / f'{digest}.npy'
 
-def _decode_into(sample_rate: int, path, target: Path) -> None: store_array(target, load_audio(path, sample_rate))
-
 def track_windows_of(samples: np.ndarray, size: int) -> np.ndarray:
     "Every non-overlapping window of `size` samples of a track, at least one (a short track padded with silence): (n, size)."
     n = max(1, len(samples) // size)
@@ -186,15 +188,14 @@ def track_windows_of(samples: np.ndarray, size: int) -> np.ndarray:
 def _tracks(cfg: HfTrainConfig, paths: ProjectPaths, sample_rate: int, progress: bool):
     "The split tracks of `cfg`, each decoded once at `sample_rate` into the cache (`waveform_file`, `frames`: its samples)."
     root, source, synthetic = dataset_root(cfg, paths, progress)
-    # in this process: a notebook's functions cannot be sent to worker processes (decoding is the cheap part of either way)
     tracks = build_cache(split_tracks(find_dataset(root), cfg.split, cfg.seed), lambda p: _waveform_file(paths.cache, p, sample_rate),
-                         partial(_decode_into, sample_rate), ('waveform_file', 'frames'), n_workers=1, desc='decoded audio', progress=progress)
+                         partial(decode_into, sample_rate), ('waveform_file', 'frames'), desc='decoded audio', progress=progress)
     classes = labels_in(tracks.genre)
     return _with_labels(tracks, classes), classes, source, synthetic
 
 # %% ../nbs/03b_train_hf.ipynb #235ebe95
-def pretrained_model(cfg: HfTrainConfig, n_classes: int) -> tuple[HfAudio, str]:
-    "The genre model of `cfg` (an untrained head on the pretrained backbone `hf_model` names) and the revision of its weights."
+def pretrained_model(cfg: HfTrainConfig, n_classes: int | None = None) -> tuple[HfAudio, str]:
+    "The genre model of `cfg` (an untrained head for `n_classes` labels, or none yet, on the pretrained backbone `hf_model` names) and the revision of its weights."
     backbone, extractor, revision = load_pretrained(cfg.hf_model, cfg.trust_remote_code)
     return HfAudio(backbone, extractor, n_classes, cfg.segment_seconds, cfg.hf_layer), revision
 
@@ -209,14 +210,18 @@ def _embed_into(net: HfAudio, size: int, wave_file, target: Path, batch: int = 1
     windows = track_windows_of(np.load(wave_file), size)
     store_array(target, torch.cat([net.embed(torch.as_tensor(windows[i:i + batch])) for i in range(0, len(windows), batch)]).numpy())
 
+def _embedding_file(cfg: HfTrainConfig, net: HfAudio, revision: str, cache_dir, wave_file) -> Path:
+    "Where the embeddings of decoded file `wave_file` by `net` go: under a key of the weights, the layer and the window, named as the samples are."
+    key = hashlib.sha1(f'{cfg.hf_model}|{revision}|{net.layer}|{net.audio.segment_samples}'.encode()).hexdigest()[:16]
+    return Path(cache_dir) / 'hf' / key / Path(wave_file).name
+
 def embedding_trackset(cfg: HfTrainConfig, paths: ProjectPaths, net: HfAudio, revision: str, progress: bool = True) -> TrackSet:
     "The tracks `cfg` names with `net`'s embeddings (windows × hidden) of every window, each file's computed once and cached."
     tracks, classes, source, synthetic = _tracks(cfg, paths, net.audio.sample_rate, progress)
-    size = net.audio.segment_samples
-    # the cache's key: the weights, the layer and the window; a file's entry is named by its decoded samples' hash
-    key = hashlib.sha1(f'{cfg.hf_model}|{revision}|{net.layer}|{size}'.encode()).hexdigest()[:16]
-    by_waveform = build_cache(tracks.assign(audio_path=tracks.path, path=tracks.waveform_file), lambda f: Path(paths.cache) / 'hf' / key / Path(f).name,
-                              partial(_embed_into, net.eval(), size), ('embedding_file', 'windows'), n_workers=1, desc='embeddings', progress=progress)
+    # in this process, with torch's threads: the backbone is loaded once (`pipeline build-embeddings --kind hf` spreads the work on Ray)
+    by_waveform = build_cache(tracks.assign(audio_path=tracks.path, path=tracks.waveform_file), partial(_embedding_file, cfg, net, revision, paths.cache),
+                              partial(_embed_into, net.eval(), net.audio.segment_samples), ('embedding_file', 'windows'), n_workers=1,
+                              desc='embeddings', progress=progress)
     tracks = by_waveform.assign(path=by_waveform.audio_path).drop(columns='audio_path')
     embeddings = [np.load(f) for f in tracks.embedding_file]
     return TrackSet(tracks, embeddings.__getitem__, classes, net.audio, 'hf_embeddings',
@@ -232,9 +237,9 @@ def _hf_meta(cfg: HfTrainConfig, data: TrackSet, net: HfAudio, revision: str, ru
 def prepare_hf_probe(cfg: HfTrainConfig, paths: ProjectPaths, data: TrackSet | None = None, progress: bool = True) -> TrainRun:
     "The probe's run: a head on the cached embeddings of `cfg`'s training windows; its model file holds the whole model."
     seed_everything(cfg.seed)
-    net, revision = pretrained_model(cfg, 0)
+    net, revision = pretrained_model(cfg)
     data = data or embedding_trackset(cfg, paths, net, revision, progress)
-    net.head = probe_head(net.backbone.config.hidden_size, len(data.classes))       # the labels are known once the tracks are
+    net.add_head(len(data.classes))       # the labels are known once the tracks are
     return head_run(cfg, paths, data, net.head, lambda learn: _hf_meta(cfg, data, net, revision, learn.run_id), lambda learn: net.state_dict())
 
 # %% ../nbs/03b_train_hf.ipynb #4d176fca
@@ -275,9 +280,9 @@ def freeze(backbone: nn.Module, layers: int) -> None:
 def prepare_hf_finetune(cfg: HfTrainConfig, paths: ProjectPaths, data: TrackSet | None = None, progress: bool = True) -> TrainRun:
     "The fine-tuning run: the whole model on random windows of `cfg`'s training tracks, the backbone at `backbone_lr`, the head at `lr`."
     seed_everything(cfg.seed)
-    net, revision = pretrained_model(cfg, 0)
+    net, revision = pretrained_model(cfg)
     data = data or waveform_trackset(cfg, paths, net.audio, progress)
-    net.head = probe_head(net.backbone.config.hidden_size, len(data.classes))
+    net.add_head(len(data.classes))
     freeze(net.backbone, cfg.frozen_layers)
     train_rows = _train_rows(data)
     batches = WaveformBatches(data, train_rows, cfg.segments_per_track, cfg.seed, cfg.batch_size)
@@ -303,7 +308,20 @@ def evaluate_hf(model: HfAudio, cfg: HfTrainConfig, classes: list[str], split: s
 
 def hf_trackset(cfg: HfTrainConfig, paths: ProjectPaths, progress: bool = True) -> TrackSet:
     "The track set `cfg`'s way learns from: embeddings for a probe, samples for fine-tuning."
-    net, revision = pretrained_model(cfg, 0)
+    net, revision = pretrained_model(cfg)
     return embedding_trackset(cfg, paths, net, revision, progress) if cfg.hf_mode == 'probe' else waveform_trackset(cfg, paths, net.audio, progress)
 
-HF = register_family(ModelFamily('hf', ('hf',), HfTrainConfig, train, evaluate_hf, on_audio, audio_reference, prepare_hf, tracks=hf_trackset))
+def hf_cache(cfg: HfTrainConfig, cache_dir, threads: int = 1) -> Callable[[str], tuple[str, int]]:
+    "A worker's way to make one audio file's entry of the probe's cache, as `embedding_trackset` would: decoded once, then embedded; (its file, windows)."
+    torch.set_num_threads(threads)
+    net, revision = pretrained_model(cfg)
+    rate, size = net.audio.sample_rate, net.audio.segment_samples
+    def fill(path: str) -> tuple[str, int]:
+        wave = _waveform_file(cache_dir, path, rate)
+        if not wave.exists(): decode_into(rate, path, wave)
+        if not (target := _embedding_file(cfg, net, revision, cache_dir, wave)).exists(): _embed_into(net.eval(), size, wave, target)
+        return str(target), int(np.load(target, mmap_mode='r').shape[0])
+    return fill
+
+HF = register_family(ModelFamily('hf', ('hf',), HfTrainConfig, train, evaluate_hf, on_audio, audio_reference, prepare_hf, tracks=hf_trackset,
+                                 cache=hf_cache))

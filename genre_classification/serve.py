@@ -166,7 +166,7 @@ class ServeConfig(Settings):
 @options_from(ServeConfig)
 def serve_cli(**settings):
     "Serve the registered genre model over HTTP with `mlflow models serve` (registering the real-music model first if needed)."
-    import sys
+    import shutil, sys, sysconfig
     from genre_classification.predict import default_model_file
     from genre_classification.tracking import tracking_uri
     cfg, paths = check_params(ServeConfig, settings), ProjectPaths()
@@ -174,7 +174,11 @@ def serve_cli(**settings):
     try: known = mlflow.MlflowClient(uri).search_model_versions(f"name='{name}'")
     except MlflowException: known = []
     if not known: print(f'registered models:/{name}/{register_model(default_model_file(), name, uri, paths)}', flush=True)
-    env = {**os.environ, 'MLFLOW_TRACKING_URI': uri, 'PATH': f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    mlflow_cli = str(Path(sys.executable).parent / 'mlflow')
+    # this environment's scripts first (a venv's, or pip --user's, which need not be beside the interpreter), then PATH
+    scripts = dict.fromkeys([sysconfig.get_path('scripts'), sysconfig.get_path('scripts', f'{os.name}_user'), str(Path(sys.executable).parent)])
+    search = os.pathsep.join([*scripts, os.environ.get('PATH', '')])
+    if not (mlflow_cli := shutil.which('mlflow', path=search)):
+        raise BadInputError('the mlflow command is not installed here: pip install "genre_classification[serve]"')
+    env = {**os.environ, 'MLFLOW_TRACKING_URI': uri, 'PATH': search}
     os.execve(mlflow_cli, [mlflow_cli, 'models', 'serve', '-m', f'models:/{name}/{cfg.version}', '--env-manager', 'local',
                            '-h', cfg.host, '-p', str(cfg.port)], env)

@@ -4,7 +4,6 @@
 
 # %% ../nbs/03_train.ipynb #91a754ec
 from __future__ import annotations
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal
@@ -20,7 +19,7 @@ from torch import nn
 from .core import (AudioConfig, BadInputError, ClipSeconds, Device, Experiment, ProjectPaths, Seed, Settings,
                                        Split, TrackingUri, TracksPerGenre, check_params, pick_device, resolve_path,
                                        seed_everything)
-from .command_line import options_from
+from .command_line import options_by, options_from
 from .models import ARCHITECTURES, MODEL_NAMES, MusicnnProbe, model_from_meta, probe_head
 from .model_meta import ModelMeta, ProbeMeta
 from .families import ModelFamily, family_of, known_models, register_family
@@ -287,20 +286,11 @@ def model_settings(model: str) -> type:
     try: return family_of(model).settings
     except BadInputError: return TrainConfig
 
+@options_by('model', model_settings, TrainConfig.model_fields['model'].default, exclude={'images_path'})   # hf adds --hf_model, ...
 @options_from(TrainConfig, exclude={'images_path'})
 def train_using_original_audios_cli(**settings):
     "Train a model on the audio files in `data_dir` (the origin's `--audio_paths` is its alias): a CNN on log-mels, the musicnn probe, or a registered family's (`--model hf`)."
     _report(train(check_params(model_settings(settings.get('model') or TrainConfig.model_fields['model'].default), settings)))
-
-def _model_options(argv: list[str]):
-    "`train_using_original_audios_cli` with the options of the settings of the `--model` that `argv` names (`hf` adds `--hf_model`, ...)."
-    parser = argparse.ArgumentParser(add_help=False); parser.add_argument('--model', default=TrainConfig.model_fields['model'].default)
-    settings = model_settings(parser.parse_known_args(argv)[0].model)
-    def train_model(**options): return train_using_original_audios_cli(**options)
-    train_model.__doc__ = train_using_original_audios_cli.__doc__
-    return options_from(settings, exclude={'images_path'})(train_model)
-
-train_using_original_audios_cli.for_arguments = _model_options
 
 @options_from(TrainConfig, exclude={'data_dir'})
 def train_using_image_features_cli(images_path='Image_data', **settings):

@@ -1,8 +1,8 @@
 """The DVC pipeline (dvc.yaml) end to end on a tiny configuration, in a temporary copy of the repository: `dvc repro`, a second
 `dvc repro` that runs nothing, `dvc metrics show`, `dvc plots show`, a push/pull round trip through a folder remote, and
-`dvc exp run -S` re-running exactly the stages that read the changed parameter: for a train parameter, the stages DVC finds
-changed and those after them (running train, evaluate and export again costs minutes); an experiment run on evaluate's parameter."""
-import json, os, re, shutil, subprocess, sys
+`dvc exp run -S` re-running exactly the stages that read the changed parameters: a tiny Hugging Face model (built offline from
+a configuration) trained, evaluated and exported through the same train stage, with its settings in params.yaml."""
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,8 @@ from conftest import REPO
 BIN = Path(sys.executable).parent
 TINY = {'data': {'source': '', 'tracks_per_genre': 3, 'seconds': 4.0, 'seed': 0},
         'train': {'model': 'small_cnn', 'criterion': 'cross_entropy', 'optimizer': 'adamw', 'lr': 0.003, 'weight_decay': 0.0001,
-                  'epochs': 1, 'batch_size': 8, 'split': 'random', 'augment': False, 'seed': 0, 'device': 'cpu'},
+                  'epochs': 1, 'batch_size': 8, 'split': 'random', 'augment': False, 'seed': 0, 'device': 'cpu',
+                  'hf_model': '', 'hf_mode': 'probe', 'hf_layer': -1, 'trust_remote_code': False, 'frozen_layers': 0, 'backbone_lr': 1e-5},
         'evaluate': {'split': 'test'}}
 OUTPUTS = ['data/gtzan', 'data/images', 'checkpoints/pipeline', 'models/pipeline.onnx']
 
@@ -99,23 +100,23 @@ def last_json(output: str):
     return json.loads(output.strip().splitlines()[-1])
 
 
-def test_an_experiment_reruns_only_what_its_parameter_touches(reproduced):
-    dvc, params = str(BIN / 'dvc'), reproduced / 'params.yaml'
-    # a train parameter changed: the stages DVC finds changed (`dvc status`) and those after them (`dvc dag`) are what it re-runs
-    kept = params.read_text()
-    params.write_text(yaml.safe_dump({**TINY, 'train': {**TINY['train'], 'model': 'mobilenet_v3_small'}}, sort_keys=False))
-    try: changed = last_json(run([dvc, 'status', '--json'], reproduced))
-    finally: params.write_text(kept)
-    edges, after = re.findall(r'"([\w-]+)" -> "([\w-]+)"', run([dvc, 'dag', '--dot'], reproduced)), set(changed)
-    while grown := {b for a, b in edges if a in after} - after: after |= grown
-    assert set(changed) == {'train'} and after == {'train', 'evaluate', 'export'}, (changed, edges)
-    # an experiment on the evaluate stage's parameter runs that stage alone, which reads it; its metrics and the parameter recorded
-    output = run([dvc, 'exp', 'run', '-S', 'evaluate.split=valid'], reproduced)
+def test_an_experiment_trains_a_hugging_face_model_rerunning_only_what_its_parameters_touch(reproduced, tmp_path):
+    "`dvc exp run -S train.model=hf -S train.hf_model=FOLDER`: train, evaluate and export run again (data and features do not); the metrics and parameters are recorded."
+    import torch
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+    from test_hf import TINY as HF_TINY, WAVEFORM_TINY
+    torch.manual_seed(0)
+    HubertModel(HubertConfig(**HF_TINY, **WAVEFORM_TINY)).save_pretrained(tmp_path / 'hubert')
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(tmp_path / 'hubert')
+    dvc = str(BIN / 'dvc')
+    output = run([dvc, 'exp', 'run', '-S', 'train.model=hf', '-S', f"train.hf_model={tmp_path / 'hubert'}", '-S', 'train.epochs=3'], reproduced)
     ran = {s for s in ['data', 'features', 'train', 'evaluate', 'export'] if f"Running stage '{s}'" in output}
-    assert ran == {'evaluate'}, output
+    assert ran == {'train', 'evaluate', 'export'}, output
+    assert len(list((reproduced / 'checkpoints' / 'pipeline').glob('hf-*/model.pt'))) == 1
     report = json.loads((reproduced / 'reports' / 'evaluate.json').read_text())
-    assert 0 <= report['valid_track_accuracy'] <= 1 and not any(k.startswith('test_') for k in report), report
+    assert 0 <= report['test_track_accuracy'] <= 1, report
+    assert json.loads((reproduced / 'reports' / 'export.json').read_text())['max_probability_difference'] < 1e-4
     shown = last_json(run([dvc, 'exp', 'show', '--json'], reproduced))
     experiments = [rev['data'] for row in shown for exp in row.get('experiments') or [] for rev in exp['revs']]
-    assert any(e['params']['params.yaml']['data']['evaluate']['split'] == 'valid'
-               and 0 <= e['metrics']['reports/evaluate.json']['data']['valid_track_accuracy'] <= 1 for e in experiments), shown
+    assert any(e['params']['params.yaml']['data']['train']['model'] == 'hf'
+               and 0 <= e['metrics']['reports/evaluate.json']['data']['test_track_accuracy'] <= 1 for e in experiments), shown

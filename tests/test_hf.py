@@ -1,11 +1,11 @@
 """The Hugging Face family (03b_train_hf) on tiny models built offline from configurations (random weights, saved with
-`save_pretrained`): both ways learn above chance, fine-tuning resumes after a kill, and a model trained through papermill is
-evaluated, exported (parity with torch) and answered by `predictors` without torch or transformers, and by batch prediction."""
+`save_pretrained`): the probe's embeddings built on Ray, both ways learn above chance, fine-tuning resumes after a kill, and a
+trained model is evaluated, exported (parity with torch) and answered by `predictors` without torch or transformers, and by batch
+prediction. (Through papermill and DVC: `tests/test_dvc.py`.)"""
 import json, signal, subprocess, sys, textwrap
 from pathlib import Path
 
 import pandas as pd
-import papermill as pm
 import pytest
 
 from test_layers import WITHOUT_TORCH
@@ -55,10 +55,20 @@ def held_out_right(result) -> int:
     return sum(int((ev.track_probs.argmax(1) == ev.track_labels).sum()) for ev in (valid, result.test))
 
 
-def test_a_probe_on_tiny_hubert_learns_above_chance(tmp_path, tiny_models, songs):
-    "20 held-out tracks of 10 genres: by chance, 6 or more right happens about once in 90 runs; the probe gets about half (measured: 11)."
+def test_a_probe_on_embeddings_built_on_ray_learns_above_chance(tmp_path, tiny_models, songs, monkeypatch):
+    """`pipeline build-embeddings --kind hf` fills the cache on Ray (two actors) that the probe then reads, computing no embedding
+    itself. 20 held-out tracks of 10 genres: by chance, 6 or more right happens about once in 90 runs; the probe gets about half (measured: 11)."""
+    from genre_classification import hf
     from genre_classification.core import ProjectPaths
     from genre_classification.train import train
+    (tmp_path / 'settings.ini').write_text('[DEFAULT]\nlib_name = genre_classification\n')     # the project the command runs in
+    bad = run([BIN / 'pipeline', 'build-embeddings', '--kind', 'hf', '--data_dir', songs], tmp_path, check=False)
+    assert bad.returncode == 2 and "bad parameter 'hf_model'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    built = run([BIN / 'pipeline', 'build-embeddings', '--kind', 'hf', '--hf_model', tiny_models / 'hubert', '--segment_seconds', '1.0',
+                 '--data_dir', songs, '--workers', '2'], tmp_path)
+    assert '80 of 80 tracks cached' in built.stdout, built.stdout
+    def computed_in_training(*args): raise AssertionError('an embedding was computed in training, not read from the cache')
+    monkeypatch.setattr(hf, '_embed_into', computed_in_training)
     result = train(hf_config(tmp_path, tiny_models / 'hubert', songs, epochs=20), ProjectPaths(root=tmp_path), progress=False, log_to_mlflow=False)
     assert len(result.test.track_labels) == 10 and held_out_right(result) >= 6
 
@@ -104,16 +114,14 @@ def run(cmd, cwd, check=True, **kw) -> subprocess.CompletedProcess:
     return done
 
 
-def test_a_tiny_ast_through_papermill_then_every_command(tmp_path, tiny_models, songs):
-    """The offline tiny-model run through papermill (`-p model hf -p hf_model FOLDER`; a probe: the notebook exports a fine-tuned one), then `pipeline evaluate`, `pipeline export`
-    (one ONNX file with the preprocessing, parity with torch), `predictors` where torch cannot be imported, and batch prediction."""
-    out, ck = tmp_path / 'out.ipynb', tmp_path / 'ck'
-    pm.execute_notebook(REPO / 'nbs' / '03_train.ipynb', out, progress_bar=False, cwd=REPO / 'nbs',
-                        parameters=dict(model='hf', hf_model=str(tiny_models / 'ast'), hf_mode='probe', epochs=2, data_dir=str(songs),
-                                        checkpoints_path=str(ck), mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", device='cpu'))
-    cells = json.loads(out.read_text())['cells']
-    assert sum('image/png' in o.get('data', {}) for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', [])) >= 2   # curve, confusion
-    [model_file] = ck.glob('hf-*/model.pt')
+def test_a_tiny_ast_then_every_command(tmp_path, tiny_models, songs):
+    """A probe on a tiny AST (the notebook exports a fine-tuned HuBERT; `tests/test_dvc.py` trains one through papermill, `-p model hf
+    -p hf_model FOLDER`), then `pipeline evaluate`, `pipeline export` (one ONNX file with the preprocessing, parity with torch),
+    `predictors` where torch cannot be imported, and batch prediction."""
+    from genre_classification.core import ProjectPaths
+    from genre_classification.train import train
+    model_file = train(hf_config(tmp_path, tiny_models / 'ast', songs, epochs=2), ProjectPaths(root=tmp_path),
+                       progress=False).model_file
     report = run([BIN / 'pipeline', 'evaluate', '--model_file', model_file], tmp_path).stdout
     assert 'track_accuracy' in report and 'blues' in report
     onnx_file = tmp_path / 'ast.onnx'

@@ -65,11 +65,17 @@ def test_the_probe_route_through_pipeline_with_class_weights(collection, work):
                 '--batch_size', '16', '--lr', '0.003', '--class_weighted', '--checkpoints_path', work / 'ck-probe',
                 '--mlflow_tracking_uri', f"sqlite:///{work / 'mlflow.db'}"], work)
     assert 'macro-F1' in done.stdout
+    import mlflow
+    client = mlflow.MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    [probe_run] = [r for r in client.search_runs([client.get_experiment_by_name('genre-classification').experiment_id])
+                   if r.data.params.get('model') == 'musicnn_probe']
+    assert probe_run.info.status == 'FINISHED' and 'test_track_accuracy' in probe_run.data.metrics
+    assert list((work / 'data' / 'cache' / 'musicnn').rglob('*.npy'))             # the embeddings are cached in the project
     onnx = work / 'models' / 'own_probe.onnx'
     run([BIN / 'pipeline', 'export', '--model', 'musicnn_probe', '--checkpoints_path', work / 'ck-probe', '--output', onnx], work)
     files = sorted(collection.rglob('*.wav'))
     answers = predict_json(onnx, files, work)
-    assert all(a['genre'] in OURS for a in answers)
+    assert all(a['genre'] in OURS and 'musicnn_probe on musicnn embeddings' in a['model'] for a in answers), answers[0]
     # evaluated as its family says: its head on the musicnn embeddings of the held-out tracks (log-mels once crashed it)
     report = run([BIN / 'pipeline', 'evaluate', '--model_file', work / 'ck-probe', '--data_dir', collection], work).stdout
     assert 'musicnn_probe' in report and all(label in report for label in OURS) and 'track_accuracy' in report, report

@@ -9,7 +9,7 @@ import pandas as pd
 import papermill as pm
 import pytest
 
-from genre_classification.core import BadInputError, GENRES, ProjectPaths, check_params
+from genre_classification.core import BadInputError, ProjectPaths, check_params
 from genre_classification.data import find_tracks
 from genre_classification.features import create_image_features
 from genre_classification.datasets import make_default_dataset
@@ -171,29 +171,6 @@ def test_the_feature_model_trains_from_the_cli(tmp_path):
     assert 'fault_filtered split' in done.stdout and '(95% intervals over 290 tracks)' in done.stdout
     assert 0.3 < accuracy <= 1.0
     assert list((tmp_path / 'ck').glob('feature_mlp-*/model.pt'))
-
-
-def test_the_musicnn_probe_end_to_end(tmp_path, tiny_audio):
-    "Transfer learning: papermill -p model musicnn_probe trains a head on cached musicnn embeddings, logs to MLflow, exports, predicts."
-    out, ck, db = tmp_path / 'out.ipynb', tmp_path / 'ck', f"sqlite:///{tmp_path / 'mlflow.db'}"
-    pm.execute_notebook(REPO / 'nbs' / '03_train.ipynb', out, progress_bar=False, cwd=REPO / 'nbs',
-                        parameters=dict(model='musicnn_probe', epochs=4, data_dir=str(tiny_audio), checkpoints_path=str(ck),
-                                        mlflow_tracking_uri=db, device='cpu'))
-    [model_file] = ck.glob('musicnn_probe-*/model.pt')
-    run = mlflow.MlflowClient(db).search_runs([mlflow.MlflowClient(db).get_experiment_by_name('genre-classification').experiment_id])[0]
-    assert run.info.status == 'FINISHED' and run.data.params['model'] == 'musicnn_probe'
-    assert 'test_track_accuracy' in run.data.metrics
-    assert list((REPO / 'data' / 'cache' / 'musicnn').rglob('*.npy'))             # the embeddings are cached
-    env = {**os.environ, 'PATH': f"{Path(PYTHON).parent}:{os.environ['PATH']}"}
-    onnx_file = tmp_path / 'probe.onnx'
-    done = subprocess.run(['pipeline', 'export', '--model', 'musicnn_probe', '--checkpoints_path', str(ck), '--output', str(onnx_file)],
-                          capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    clip = sorted(tiny_audio.rglob('jazz*.wav'))[0]
-    done = subprocess.run(['predictors', str(clip), '--model', str(onnx_file), '--format', 'json'], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    [answer] = json.loads(done.stdout)
-    assert answer['genre'] in GENRES and 'musicnn_probe on musicnn embeddings' in answer['model']
 
 
 class KeepRows(TrainHook):
