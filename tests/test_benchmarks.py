@@ -1,7 +1,7 @@
 """Every benchmark script runs at a tiny size and prints the tables and figures `make bench` reads (the figures themselves
 come from `make bench`; here only their presence, their shape and what must hold whatever the machine: answers that agree,
 ratios that match their own figures, accuracies that are accuracies)."""
-import math, re, subprocess, sys
+import concurrent.futures, math, re, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -127,9 +127,23 @@ def test_table_reader():
     assert number('0.5 (0.4–0.6) s') == 0.5 and figures('3 files/s, 2.5 files/s', 'files/s') == [3, 2.5]
 
 
+SMOKE_AT_ONCE = 2      # smoke runs side by side: their checks compare a run's figures with each other, never with a clock
+
+
+@pytest.fixture(scope='module')
+def smoke_runs(request, tmp_path_factory) -> dict[str, concurrent.futures.Future]:
+    "The smoke run of each script the session selected, `SMOKE_AT_ONCE` at a time, each in a folder of its own: script -> its finished process."
+    selected = sorted({item.callspec.params['script'] for item in request.session.items
+                       if getattr(item, 'originalname', '') == 'test_benchmark_prints_its_figures'})
+    run = lambda script: subprocess.run([sys.executable, str(BENCH / script), *SMOKE[script]], capture_output=True, text=True,
+                                        cwd=tmp_path_factory.mktemp(script.removesuffix('.py')), timeout=600)
+    with concurrent.futures.ThreadPoolExecutor(SMOKE_AT_ONCE) as pool:
+        yield {script: pool.submit(run, script) for script in selected}
+
+
 @pytest.mark.parametrize('script', sorted(SMOKE))
-def test_benchmark_prints_its_figures(script, tmp_path):
-    done = subprocess.run([sys.executable, str(BENCH / script), *SMOKE[script]], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+def test_benchmark_prints_its_figures(script, smoke_runs):
+    done = smoke_runs[script].result()
     assert done.returncode == 0, done.stderr[-3000:]
     found = tables(done.stdout)
     for word, columns in TABLES.get(script, {}).items():
