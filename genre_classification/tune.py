@@ -11,6 +11,7 @@ from typing import Literal
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import ArgumentError          # optuna's own dependency: a database URL it cannot use
 from pydantic import AliasChoices, Field, field_validator
 
 from .core import BadInputError, ProjectPaths, Settings, check_params
@@ -77,10 +78,11 @@ def masked(url: str) -> str:
 
 def is_database(url: str) -> bool: return '://' in url
 
-def retrying(fn, attempts: int = 6, first_wait: float = 0.5):
-    "`fn()`, tried again with growing waits when it raises: workers that start together race to create the same tables."
+def retrying(fn, attempts: int = 6, first_wait: float = 0.5, fatal: tuple[type[Exception], ...] = ()):
+    "`fn()`, tried again with growing waits when it raises (not for `fatal` errors, which no wait mends): workers that start together race to create the same tables."
     for i in range(attempts):
         try: return fn()
+        except fatal: raise
         except Exception:
             if i == attempts - 1: raise
             time.sleep(first_wait * 2 ** i)
@@ -97,7 +99,9 @@ def open_storage(url: str, cfg: TuneConfig):
             return optuna.storages.RDBStorage(url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period or 3 * cfg.heartbeat_interval,
                                               heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
                                               engine_kwargs={'pool_pre_ping': True})
-    try: return retrying(connect, attempts=6 if is_database(url) else 1)
+    # a database that is not up yet may be soon; a URL whose driver is unknown or not installed will not be (said at once)
+    fatal = (ImportError, ArgumentError) if is_database(url) else ()
+    try: return retrying(connect, attempts=6 if is_database(url) else 1, fatal=fatal)
     except Exception as e:
         raise BadInputError(f'cannot open the Optuna storage {masked(url)}: {type(e).__name__}: '
                             f'{str(e).splitlines()[0].replace(url, masked(url))}') from None
